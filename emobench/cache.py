@@ -1,0 +1,79 @@
+"""The response cache: SQLite in WAL mode, keyed by a hash of the exact request.
+
+The key covers the model's identity (backend, model, base URL, model args; never a key), the messages,
+the generation parameters and the draw number, so a cached answer is only reused for a request that
+would be identical. Several processes may share one cache file: WAL lets readers and a writer work at
+once, and `busy_timeout` makes concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from .types import Completion, stable_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    created REAL NOT NULL DEFAULT (julianday('now'))
+);
+CREATE TABLE IF NOT EXISTS loglikelihoods (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def request_key(identity: dict[str, Any], payload: dict[str, Any]) -> str:
+    return stable_hash({"model": identity, "request": payload})
+
+
+class ResponseCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, fast
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute("SELECT text, prompt_tokens, completion_tokens, latency_s FROM responses "
+                                   "WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return Completion(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3],
+                          cached=True)
+
+    def put(self, key: str, completion: Completion) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, "
+                             "latency_s) VALUES (?, ?, ?, ?, ?)",
+                             (key, completion.text, completion.prompt_tokens, completion.completion_tokens,
+                              completion.latency_s))
+
+    def get_ll(self, key: str) -> list[float] | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM loglikelihoods WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_ll(self, key: str, values: list[float]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO loglikelihoods (key, value) VALUES (?, ?)",
+                             (key, json.dumps(values)))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

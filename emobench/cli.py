@@ -1,0 +1,71 @@
+"""The `emobench` command. Each subcommand lives in `emobench/commands/<name>.py` and is imported only
+when used, so `emobench --help` stays fast and never loads a model library.
+
+A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
+User errors (EmobenchError) print one line on stderr and exit with their code (2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, str] = {
+    "run": "run tasks against a model and write a run directory",
+    "list": "list tasks, models, variants or suites",
+    "show": "print the results of a run directory",
+    "rescore": "score an existing run directory again without calling the model",
+    "import": "import predictions made elsewhere into a run directory",
+    "compare": "compare two runs per task; exit 1 on a significant regression (CI gate)",
+    "leaderboard": "build the static leaderboard site",
+    "audit-keywords": "check vignette items for emotion keywords and other leakage",
+    "refine": "optimise a task's instruction on its dev split (APOLO-style agents)",
+    "export": "export tasks for other harnesses (lm-eval)",
+    "doctor": "check a model backend: device, dtype, chat template, three canned prompts",
+}
+
+
+def _module_name(command: str) -> str:
+    return "emobench.commands." + command.replace("-", "_")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emobench", description="Measure the emotional intelligence of LLMs.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"emobench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(_module_name(name))
+            module.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        command = None
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    from .errors import EmobenchError
+
+    try:
+        module = importlib.import_module(_module_name(args.command))
+        return int(module.run(args) or 0)
+    except EmobenchError as exc:
+        print(f"emobench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emobench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""`emobench run`: evaluate a model on tasks and variants; prints a results table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+from .common import add_model_arguments, add_task_arguments, key_values
+
+HELP = "run tasks against a model and write a run directory"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    add_task_arguments(p)
+    g = p.add_argument_group("variants")
+    g.add_argument("--variant", "-v", default="direct", help="comma-separated variants (default: direct)")
+    g.add_argument("--variant-arg", action="append", metavar="K=V", help="variant option, repeatable")
+    o = p.add_argument_group("output")
+    o.add_argument("--output", "-o", default=None, help="run directory (default: runs/<time>_<model>_<tasks>/, "
+                   "or the unfinished run of the same manifest, which is resumed)")
+    o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    o.add_argument("--cache", default=None, help="cache file (default: $EMOBENCH_CACHE_DIR/responses.sqlite)")
+    o.add_argument("--seed", type=int, default=1234)
+    o.add_argument("--quiet", "-q", action="store_true", help="no progress bar (CI)")
+
+
+class Progress:
+    """A rich progress bar: done/total, rate, ETA and the error count."""
+
+    def __init__(self) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("[bold]samples"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("eta"),
+                             TimeRemainingColumn(), TextColumn("errors: {task.fields[errors]}"),
+                             transient=False, refresh_per_second=4)
+        self._id = None
+
+    def start(self, total: int, done: int) -> None:
+        import time
+
+        self._t0, self._done0 = time.perf_counter(), done
+        self._bar.start()
+        self._id = self._bar.add_task("run", total=total, completed=done, rate=0.0, errors=0)
+
+    def advance(self, errors: int) -> None:
+        import time
+
+        task = self._bar.tasks[0]
+        rate = (task.completed + 1 - self._done0) / max(1e-9, time.perf_counter() - self._t0)
+        self._bar.update(self._id, advance=1, rate=rate, errors=errors)
+
+    def stop(self) -> None:
+        self._bar.stop()
+
+
+def config_from_args(args: argparse.Namespace):
+    from ..runner import RunConfig
+
+    return RunConfig(
+        model=args.model, model_args=key_values(args.model_arg, "--model-arg"), tasks=args.tasks,
+        task_args=key_values(args.task_arg, "--task-arg"), task_files=args.task_file,
+        variants=[v.strip() for v in args.variant.split(",") if v.strip()],
+        variant_args=key_values(args.variant_arg, "--variant-arg"), limit=args.limit, seed=args.seed,
+        concurrency=args.concurrency, output=args.output, use_cache=not args.no_cache, cache_path=args.cache,
+        base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries,
+        system_prompt=args.system_prompt, temperature=args.temperature, max_tokens=args.max_tokens,
+        data_dir=args.data_dir, quiet=args.quiet)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runner import run as run_eval
+
+    config = config_from_args(args)
+    quiet = args.quiet or os.environ.get("CI") == "true" or not sys.stderr.isatty()
+    run_dir, results = asyncio.run(run_eval(config, None if quiet else Progress()))
+    print_results(results)
+    print(f"\nrun directory: {run_dir}")
+    return 0
+
+
+def fmt_metric(m: dict[str, Any] | None) -> str:
+    if not m or m.get("value") is None:
+        return "-"
+    return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+
+
+def print_results(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"emobench results: {results['manifest']['model']['spec']}")
+    for col in ("task", "variant", "metric", "value [95% CI]", "n", "unparseable", "errors", "calls/sample",
+                "Δ vs direct [95% CI]"):
+        table.add_column(col, overflow="fold")
+    for e in results["results"]:
+        metric = e["primary_metric"]
+        delta = e.get("vs_direct")
+        delta_text = "-"
+        if delta and delta.get("delta") is not None:
+            delta_text = f"{delta['delta']:+.3f} [{delta['ci_low']:+.3f}, {delta['ci_high']:+.3f}]"
+            if delta.get("cost_multiple"):
+                delta_text += f" ×{delta['cost_multiple']:.1f} cost"
+        m = e["metrics"].get(metric)
+        cps = e["usage"]["calls_per_sample"]
+        table.add_row(e["task"], e["variant"], metric, fmt_metric(m), str(m["n"] if m else 0),
+                      f"{e['n_unparseable']} ({(e['parse_failure_rate'] or 0):.0%})", str(e["n_errors"]),
+                      f"{cps:.2f}" if cps is not None else "-", delta_text)
+    Console(width=160).print(table)
+    if results["run"]["n_errors"]:
+        print(f"{results['run']['n_errors']} samples failed (model call errors); rerun the same command to retry them.")

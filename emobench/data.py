@@ -1,0 +1,137 @@
+"""Reading dataset files safely: every malformed row is reported with its file and line.
+
+Public datasets are loaded from a local folder (`--data-dir` / `EMOBENCH_DATA_DIR`) when the user names
+one, else from the Hugging Face hub through `datasets`. Nothing is copied into the project.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+MAX_LINE_BYTES = 64 * 1024 * 1024  # a line larger than this is refused rather than loaded
+
+
+def _decode(path: Path, raw: bytes, line_no: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not valid UTF-8 (byte {exc.start})", line_no) from None
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; raise DataError on the first bad one."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    seen = False
+    with path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(path, f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} byte limit", line_no)
+            text = _decode(path, raw, line_no).strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", line_no) from None
+            if not isinstance(obj, dict):
+                raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line_no)
+            seen = True
+            yield line_no, obj
+    if not seen:
+        raise DataError(path, "file is empty")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(path, "file is empty")
+    try:
+        return json.loads(_decode(path, raw, 1))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
+
+
+def read_csv(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) from a CSV/TSV file with a header row."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file not found")
+    raw = path.read_bytes()
+    for line_no, line in enumerate(raw.splitlines(), start=1):
+        _decode(path, line, line_no)
+    text = raw.decode("utf-8-sig")
+    if not text.strip():
+        raise DataError(path, "file is empty")
+    delimiter = delimiter or ("\t" if path.suffix == ".tsv" else ",")
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    header = reader.fieldnames or []
+    for row in reader:
+        if None in row or any(v is None for v in row.values()):
+            raise DataError(path, f"row has {len(row)} fields, header has {len(header)}", reader.line_num)
+        yield reader.line_num, row
+
+
+def require(path: str | Path, line: int | None, obj: dict[str, Any], *fields: str) -> None:
+    missing = [f for f in fields if f not in obj]
+    if missing:
+        raise DataError(path, f"missing field(s) {', '.join(map(repr, missing))}", line)
+
+
+def data_dir(explicit: str | Path | None = None) -> Path | None:
+    """The local folder holding original dataset files, if the user named one."""
+    value = explicit or os.environ.get("EMOBENCH_DATA_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def find_local(data_root: Path | None, *candidates: str) -> Path | None:
+    """First existing file among `candidates` under `data_root` (also searched one folder down)."""
+    if data_root is None:
+        return None
+    for name in candidates:
+        for base in (data_root, *sorted(p for p in data_root.iterdir() if p.is_dir())):
+            if (base / name).exists():
+                return base / name
+    return None
+
+
+def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: str = "train",
+             name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a Hugging Face hub dataset, numbered from 1 (for error messages).
+
+    `datasets` is imported lazily: it is slow to import and only needed when data comes from the hub.
+    """
+    try:
+        import datasets  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - datasets is a core dependency
+        raise DataError(repo_id, "the `datasets` package is required to load from the hub") from exc
+    try:
+        kwargs: dict[str, Any] = {"split": split}
+        if data_files is not None:
+            kwargs["data_files"] = data_files
+        ds = datasets.load_dataset(repo_id, name, **kwargs)
+    except Exception as exc:  # network errors, missing repo, offline mode
+        raise DataError(f"hf://{repo_id}", f"could not load from the Hugging Face hub ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200]}); pass --data-dir with the original files") from None
+    for i, row in enumerate(ds, start=1):
+        yield i, dict(row)
+
+
+def check_unique_ids(path: str | Path, ids_lines: list[tuple[str, int]]) -> None:
+    seen: dict[str, int] = {}
+    for sid, line in ids_lines:
+        if sid in seen:
+            raise DataError(path, f"duplicate id {sid!r} (first seen on line {seen[sid]})", line)
+        seen[sid] = line

@@ -1,0 +1,71 @@
+"""Every other provider through `litellm` (`--model litellm/<provider>/<model>`).
+
+litellm's own retries are off; `ModelClient` retries. `--base-url` is passed as `api_base`, which is how
+the tests point it at the loopback server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from ..types import ChatRequest, Completion
+from .base import Backend, Retryable
+from .openai_api import _status_error
+
+
+class LiteLLMBackend(Backend):
+    kind = "litellm"
+
+    def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0, **model_args: Any):
+        super().__init__(model, **model_args)
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch of the price map
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        self._litellm = litellm
+        self.base_url = base_url
+        self.timeout = timeout
+        self.context_window = int(model_args.get("context_window", 128_000))
+
+    def identity(self) -> dict[str, Any]:
+        return {**super().identity(), "base_url": self.base_url}
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        return [await self._one(r) for r in requests]
+
+    async def _one(self, request: ChatRequest) -> Completion:
+        p = request.params
+        kwargs: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
+                                  "temperature": p.temperature, "max_tokens": p.max_tokens,
+                                  "timeout": self.timeout, "num_retries": 0}
+        if p.top_p is not None:
+            kwargs["top_p"] = p.top_p
+        if p.stop:
+            kwargs["stop"] = list(p.stop)
+        if p.seed is not None:
+            kwargs["seed"] = p.seed + request.draw
+        if self.base_url:
+            kwargs["api_base"] = self.base_url
+            kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed")
+        kwargs.update({k: v for k, v in self.model_args.items() if k != "context_window"})
+        start = time.perf_counter()
+        try:
+            resp = await self._litellm.acompletion(**kwargs)
+        except Exception as exc:  # litellm maps every provider error onto its own classes
+            status = getattr(exc, "status_code", None)
+            headers = getattr(getattr(exc, "response", None), "headers", None)
+            if isinstance(status, int):
+                raise _status_error(status, headers, str(exc)) from None
+            if isinstance(exc, (self._litellm.Timeout, self._litellm.APIConnectionError)):
+                raise Retryable(f"{type(exc).__name__}") from None
+            raise Retryable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        if not getattr(resp, "choices", None):
+            raise Retryable("response has an empty choices list")
+        usage = getattr(resp, "usage", None)
+        return Completion(text=resp.choices[0].message.content or "",
+                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                          latency_s=time.perf_counter() - start)

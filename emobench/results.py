@@ -1,0 +1,114 @@
+"""results.json: per (task, variant) metrics with 95% CIs and n, outcome counts, cost, and each
+variant's paired delta against `direct` on the same samples.
+
+Headline scoring rule (stated in every results file): unparseable answers count as incorrect; samples
+whose model call failed after all retries (`error`) are excluded from the metrics and reported as
+`n_errors`, and the run is marked incomplete while any remain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from .metrics import bootstrap_ci
+from .runstore import RunStore
+
+SCHEMA_VERSION = 1
+SCORING_RULE = {"unparseable": "counted as incorrect (score 0)",
+                "error": "excluded from metrics, counted in n_errors; rerun the same command to retry them"}
+
+
+def paired_delta(base: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
+    """Mean of (other - base) over sample ids present in both, with a paired bootstrap 95% CI."""
+    ids = sorted(set(base) & set(other))
+    if not ids:
+        return {"delta": None, "ci_low": None, "ci_high": None, "n": 0}
+    diffs = np.array([other[i] - base[i] for i in ids], dtype=float)
+    lo, hi = bootstrap_ci(diffs, np.mean)
+    return {"delta": float(diffs.mean()), "ci_low": lo, "ci_high": hi, "n": len(ids)}
+
+
+def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mhash: str, client,
+                  started: float, config) -> dict[str, Any]:
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for rec in store.iter_records():
+        grouped[(rec["task"], rec["variant"])].append(_compact(rec))
+    entries = []
+    for prepared in tasks:
+        task = prepared.task
+        per_variant_scores: dict[str, dict[str, float]] = {}
+        per_variant_calls: dict[str, float] = {}
+        for variant in variants:
+            recs = grouped.get((task.name, variant.name), [])
+            scored = [r for r in recs if r["outcome"] != "error"]
+            metrics, details = task.aggregate(scored) if scored else ({}, {})
+            n_unparseable = sum(r["outcome"] == "unparseable" for r in recs)
+            n_errors = sum(r["outcome"] == "error" for r in recs)
+            fallback = sum(1 for r in recs if r["mode"] == "generate_fallback")
+            usage = _usage(recs)
+            entry = {
+                "task": task.name, "variant": variant.name, "family": task.family,
+                "primary_metric": task.primary_metric,
+                "metrics": {k: m.as_dict() for k, m in metrics.items()},
+                "n_samples": len(recs), "n_scored": len(scored), "n_unparseable": n_unparseable,
+                "n_errors": n_errors,
+                "parse_failure_rate": n_unparseable / len(scored) if scored else None,
+                "error_rate": n_errors / len(recs) if recs else None,
+                "outcomes": {o: sum(r["outcome"] == o for r in recs) for o in
+                             ("correct", "incorrect", "unparseable", "error")},
+                "usage": usage, "details": details,
+            }
+            if fallback:
+                entry["note"] = (f"multiple_choice task answered by generation on {fallback} samples: the "
+                                 "backend has no log-likelihoods")
+            entries.append(entry)
+            per_variant_scores[variant.name] = {r["sample_id"]: float(r["score"] or 0.0) for r in scored}
+            per_variant_calls[variant.name] = usage["calls_per_sample"] or 0.0
+        if "direct" in per_variant_scores and len(variants) > 1:
+            for entry in entries:
+                if entry["task"] == task.name and entry["variant"] != "direct":
+                    delta = paired_delta(per_variant_scores["direct"], per_variant_scores[entry["variant"]])
+                    base_calls = per_variant_calls["direct"] or None
+                    delta["cost_multiple"] = (per_variant_calls[entry["variant"]] / base_calls) if base_calls else None
+                    entry["vs_direct"] = delta
+    stats = client.stats
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "manifest": manifest,
+        "manifest_hash": mhash,
+        "scoring": SCORING_RULE,
+        "run": {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "wall_s": round(time.time() - started, 3), "run_dir": str(store.dir),
+                "complete": all(e["n_errors"] == 0 for e in entries), "concurrency": config.concurrency,
+                "retries": stats.retries, "failed_calls": stats.failed_calls,
+                "n_errors": sum(e["n_errors"] for e in entries)},
+        "results": entries,
+    }
+
+
+def _compact(rec: dict[str, Any]) -> dict[str, Any]:
+    """Only what aggregation needs, so that a 50k-sample run does not hold every prompt in memory."""
+    meta = rec.get("metadata") or {}
+    trace = meta.get("trace") or {}
+    small_meta = {k: v for k, v in meta.items() if k not in ("trace", "responses")}
+    return {"sample_id": rec["sample_id"], "outcome": rec["outcome"], "score": rec["score"],
+            "parsed": rec["parsed"], "target": rec["target"], "metadata": small_meta, "trace": trace,
+            "mode": trace.get("mode"), "calls": rec.get("calls", 0), "cached_calls": rec.get("cached_calls", 0),
+            "prompt_tokens": rec.get("prompt_tokens", 0), "completion_tokens": rec.get("completion_tokens", 0),
+            "latency_s": rec.get("latency_s", 0.0), "cost_usd": rec.get("cost_usd")}
+
+
+def _usage(recs: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(recs) or 1
+    costs = [r["cost_usd"] for r in recs if r["cost_usd"] is not None]
+    calls = sum(r["calls"] + r["cached_calls"] for r in recs)
+    return {"calls": sum(r["calls"] for r in recs), "cached_calls": sum(r["cached_calls"] for r in recs),
+            "calls_per_sample": calls / n if recs else None,
+            "prompt_tokens": sum(r["prompt_tokens"] for r in recs),
+            "completion_tokens": sum(r["completion_tokens"] for r in recs),
+            "seconds": round(sum(r["latency_s"] for r in recs), 3),
+            "cost_usd": round(sum(costs), 6) if costs else None}

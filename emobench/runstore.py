@@ -1,0 +1,156 @@
+"""The run directory: the single contract that resume, rescoring, the leaderboard and `compare` read.
+
+    manifest.json   what the run is (a pure function of it) and whether it finished
+    samples.jsonl   one line per finished sample, appended and flushed as each one finishes
+    results.json    metrics with CIs per (task, variant), written when the run ends
+
+A killed run leaves at most one partial last line, which the next run drops. When a run finishes,
+samples.jsonl is rewritten once in dataset order with one line per sample (the last attempt wins), so
+an interrupted-and-resumed run ends with the same file as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import EmobenchError
+from .types import SampleRecord
+
+SAMPLES = "samples.jsonl"
+RESULTS = "results.json"
+MANIFEST = "manifest.json"
+
+
+class RunDirError(EmobenchError):
+    """The run directory cannot be written (read-only, disk full) or holds another run."""
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.samples_path = self.dir / SAMPLES
+        self.results_path = self.dir / RESULTS
+        self.manifest_path = self.dir / MANIFEST
+        self._fh = None
+
+    # ---- manifest ---------------------------------------------------------------------------
+    def read_state(self) -> dict[str, Any] | None:
+        if not self.manifest_path.exists():
+            return None
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def write_state(self, manifest: dict[str, Any], manifest_hash: str, status: str) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
+        atomic_write(self.manifest_path, json.dumps({"manifest_hash": manifest_hash, "status": status,
+                                                     "manifest": manifest}, indent=2, default=str))
+
+    # ---- samples ----------------------------------------------------------------------------
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Every complete line of samples.jsonl (a trailing partial line from a kill is skipped)."""
+        if not self.samples_path.exists():
+            return
+        with self.samples_path.open("rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    break
+                try:
+                    yield json.loads(raw)
+                except ValueError:
+                    continue
+
+    def finished(self) -> dict[str, str]:
+        """key -> outcome of the latest record of each sample; `error` samples are retried."""
+        return {rec["key"]: rec["outcome"] for rec in self.iter_records()}
+
+    def open_for_append(self) -> None:
+        self._drop_partial_line()
+        try:
+            self._fh = self.samples_path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise RunDirError(f"cannot write {self.samples_path}: {exc.strerror or exc}") from None
+
+    def _drop_partial_line(self) -> None:
+        if not self.samples_path.exists():
+            return
+        data = self.samples_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1
+            with self.samples_path.open("r+b") as fh:
+                fh.truncate(keep)
+
+    def append(self, record: SampleRecord) -> None:
+        assert self._fh is not None, "open_for_append() first"
+        try:
+            self._fh.write(record.to_json() + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise RunDirError(f"cannot append to {self.samples_path}: {exc.strerror or exc}; "
+                              "the samples finished so far are intact, rerun to resume") from None
+
+    def close(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
+
+    def compact(self, order: list[str]) -> None:
+        """Rewrite samples.jsonl with one line per key (the last one written), in `order`."""
+        offsets: dict[str, int] = {}
+        with self.samples_path.open("rb") as fh:
+            pos = 0
+            for raw in fh:
+                if raw.endswith(b"\n"):
+                    try:
+                        offsets[json.loads(raw)["key"]] = pos
+                    except (ValueError, KeyError):
+                        pass
+                pos += len(raw)
+        tmp = self.samples_path.with_name(f".{SAMPLES}.compact")
+        try:
+            with self.samples_path.open("rb") as src, tmp.open("wb") as dst:
+                for key in order:
+                    if key in offsets:
+                        src.seek(offsets[key])
+                        dst.write(src.readline())
+            os.replace(tmp, self.samples_path)
+        except OSError as exc:
+            raise RunDirError(f"cannot rewrite {self.samples_path}: {exc.strerror or exc}") from None
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        atomic_write(self.results_path, json.dumps(results, indent=2, default=str, allow_nan=True))
+
+
+def load_run(path: str | Path) -> dict[str, Any]:
+    """results.json of a run directory (or a results file given directly)."""
+    p = Path(path)
+    p = p / RESULTS if p.is_dir() else p
+    if not p.exists():
+        raise RunDirError(f"{p}: no results file (did the run finish?)")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise RunDirError(f"{p}: not valid JSON ({exc})") from None

@@ -1,0 +1,154 @@
+"""The Task contract: a named dataset of Samples, a prompt template, a parser and metrics.
+
+A task plugin is one small class. Subclass `ChoiceTask` for multiple-choice items (most tasks are);
+subclass `Task` directly when the answer is free text or a number. See `tasks/vignettes.py` for a
+complete example and the README section "Adding a task".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from . import metrics as M
+from . import parsing, prompts
+from .errors import ConfigError
+from .types import GenParams, Message, Metric, Sample
+
+FAMILIES = ("classification", "long_context_qa", "strategy", "vignette", "custom")
+
+
+class Task:
+    """Base class. Class attributes describe the task; `__init__` receives `--task-arg` values."""
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "custom"
+    description: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    license: ClassVar[str] = ""
+    output_mode: ClassVar[str] = "generate"  # or "multiple_choice" (rank options by log-likelihood)
+    template: ClassVar[str] = ""  # a file in prompts/ or inline jinja2 for the user message
+    system_template: ClassVar[str | None] = None
+    instruction: ClassVar[str] = ""  # exposed to templates as {{ instruction }}; `refine` rewrites it
+    gen_params: ClassVar[GenParams] = GenParams()
+    primary_metric: ClassVar[str] = "accuracy"
+    arg_defaults: ClassVar[dict[str, Any]] = {}
+    splits: ClassVar[tuple[str, ...]] = ("test",)
+    size: ClassVar[int | None] = None  # items in the default split, for `emobench list tasks`
+
+    def __init__(self, data_dir: str | None = None, **args: Any):
+        unknown = set(args) - set(self.arg_defaults)
+        if unknown:
+            raise ConfigError(f"task {self.name}: unknown --task-arg {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(sorted(self.arg_defaults)) or 'none'})")
+        self.args: dict[str, Any] = {**self.arg_defaults, **args}
+        self.data_dir = data_dir
+
+    # ---- data -------------------------------------------------------------------------------
+    def load_samples(self, split: str = "test") -> Iterable[Sample]:
+        raise NotImplementedError
+
+    # ---- prompt -----------------------------------------------------------------------------
+    def prompt_variables(self, sample: Sample) -> dict[str, Any]:
+        return {**sample.metadata, "input": sample.input, "choices": sample.choices or [],
+                "context": sample.context, "instruction": self.instruction}
+
+    def render(self, sample: Sample, instruction: str | None = None) -> list[Message]:
+        """Chat messages for `sample`. `instruction` replaces the task's default instruction."""
+        if isinstance(sample.input, list) and not self.template:
+            return list(sample.input)
+        variables = self.prompt_variables(sample)
+        if instruction is not None:
+            variables["instruction"] = instruction
+        messages: list[Message] = []
+        if self.system_template:
+            messages.append({"role": "system", "content": prompts.render(self.system_template, **variables)})
+        messages.append({"role": "user", "content": prompts.render(self.template, **variables)})
+        return messages
+
+    def template_hash(self) -> str:
+        return prompts.template_hash(self.template, self.system_template, self.instruction)
+
+    # ---- answers ----------------------------------------------------------------------------
+    def parse(self, text: str, sample: Sample) -> Any:
+        """The answer in `text`, or None when it cannot be read (scored as unparseable)."""
+        raise NotImplementedError
+
+    def score(self, parsed: Any, sample: Sample) -> float:
+        return float(parsed == sample.target)
+
+    def combine(self, answers: Sequence[Any]) -> Any:
+        """Majority vote over repeated draws; unparseable wins only when every draw is unparseable."""
+        readable = [a for a in answers if a is not None]
+        if not readable:
+            return None
+        counts = Counter(_hashable(a) for a in readable)
+        best = counts.most_common(1)[0][0]
+        return next(a for a in readable if _hashable(a) == best)
+
+    def answer_space(self, sample: Sample) -> list[Any]:
+        """Every possible parsed answer (for `random`/`majority` baselines and log-likelihood)."""
+        return list(range(len(sample.choices or [])))
+
+    def format_answer(self, answer: Any, sample: Sample) -> str:
+        """A model reply that `parse` reads back as `answer` (what the baselines reply)."""
+        return str(answer)
+
+    def continuation(self, answer: Any, sample: Sample) -> str:
+        """The text whose log-likelihood ranks `answer` in multiple_choice mode."""
+        return " " + self.format_answer(answer, sample)
+
+    # ---- metrics ----------------------------------------------------------------------------
+    def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
+        """Corpus metrics from the non-error records (unparseable ones score 0 unless overridden)."""
+        scores = [float(r["score"] or 0.0) for r in records]
+        return {"accuracy": M.proportion(scores)}, {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "n": self.size, "metric": self.primary_metric,
+                "description": self.description, "source": self.source, "license": self.license}
+
+
+class ChoiceTask(Task):
+    """Pick one option among `sample.choices`; `sample.target` is the index of the right one.
+
+    The default reply format is a JSON block `{"answer": "<letter>"}`; the parser also accepts a bare
+    letter, an 'Answer: X' line or the option's text.
+    """
+
+    family: ClassVar[str] = "classification"
+    json_keys: ClassVar[tuple[str, ...]] = ("answer",)
+
+    def prompt_variables(self, sample: Sample) -> dict[str, Any]:
+        variables = super().prompt_variables(sample)
+        variables["lettered_choices"] = "\n".join(f"{chr(65 + i)}) {c}" for i, c in enumerate(sample.choices or []))
+        return variables
+
+    def parse(self, text: str, sample: Sample) -> int | None:
+        return parsing.choice_index(text, sample.choices or [], self.json_keys)
+
+    def format_answer(self, answer: Any, sample: Sample) -> str:
+        return '{"%s": "%s"}' % (self.json_keys[0], chr(65 + int(answer)))
+
+    def continuation(self, answer: Any, sample: Sample) -> str:
+        return " " + chr(65 + int(answer))
+
+    def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
+        metrics, details = super().aggregate(records)
+        by_cat: dict[str, list[float]] = {}
+        for r in records:
+            cat = (r.get("metadata") or {}).get("category")
+            if cat is not None:
+                by_cat.setdefault(str(cat), []).append(float(r["score"] or 0.0))
+        if by_cat:
+            details["accuracy_by_category"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_cat.items())}
+        return metrics, details
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
