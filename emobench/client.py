@@ -114,7 +114,7 @@ class ModelClient:
             wait = min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
             self.stats.retry_after_waits.append(wait)
             return wait
-        return wait_exponential_jitter(initial=self.backoff_initial, max=30.0)(state)
+        return wait_exponential_jitter(multiplier=self.backoff_initial, max=30.0, jitter=self.backoff_initial)(state)
 
     async def _with_retries(self, call):
         retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,

@@ -21,7 +21,7 @@ from typing import Any
 from . import __version__
 from .cache import ResponseCache
 from .client import ModelClient
-from .errors import ConfigError, ModelCallError
+from .errors import ConfigError, EmobenchError, ModelCallError
 from .models import make_backend, split_spec
 from .models.base import Backend, redact
 from .paths import cache_dir
@@ -158,6 +158,8 @@ async def answer_sample(task: Task, variant: Variant, sample: Sample, client: Mo
             out = await variant.answer(task, sample, client, usage)
     except ModelCallError as exc:
         error = str(exc)
+    except EmobenchError:  # a bad template or task configuration: stop the run with one clear line
+        raise
     except Exception as exc:  # a bug in a variant or backend must not lose the other samples
         error = redact(f"{type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - start

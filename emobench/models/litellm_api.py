@@ -56,7 +56,7 @@ class LiteLLMBackend(Backend):
             resp = await self._litellm.acompletion(**kwargs)
         except Exception as exc:  # litellm maps every provider error onto its own classes
             status = getattr(exc, "status_code", None)
-            headers = getattr(getattr(exc, "response", None), "headers", None)
+            headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
             if isinstance(status, int):
                 raise _status_error(status, headers, str(exc)) from None
             if isinstance(exc, (self._litellm.Timeout, self._litellm.APIConnectionError)):

@@ -106,13 +106,21 @@ class LlamaCppBackend(Backend):
         async with self._lock:
             return await asyncio.to_thread(self._loglikelihood, messages, continuations)
 
+    def _last_logits(self) -> np.ndarray:
+        """Logits after the last evaluated token, read from the context (llama-cpp-python keeps
+        `scores` only with logits_all=True, which would cost a full vocabulary row per prompt token)."""
+        import llama_cpp
+
+        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
+
     def _loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
         llm = self._llm
         prompt = self.format_prompt(messages)
         prefix = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         llm.reset()
         llm.eval(prefix)
-        first_logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        first_logits = self._last_logits()
         results = []
         for cont in continuations:
             tokens = llm.tokenize(cont.encode("utf-8"), add_bos=False, special=False)
@@ -121,7 +129,7 @@ class LlamaCppBackend(Backend):
             for tok in tokens:
                 total += float(logits[tok] - _logsumexp(logits))
                 llm.eval([tok])
-                logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+                logits = self._last_logits()
             results.append(total)
         return results
 

@@ -1,0 +1,124 @@
+"""The openai and litellm backends against a real HTTP server on 127.0.0.1 (no SDK mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from emobench.client import ModelClient
+from emobench.errors import ModelCallError
+from emobench.models import make_backend
+from emobench.models.base import Unsupported
+from emobench.runner import RunConfig, run
+from emobench.types import GenParams, Usage
+
+FEELINGS = str(Path(__file__).parent / "fixtures" / "custom" / "feelings.yaml")
+MESSAGES = [{"role": "user", "content": "Say hi"}]
+
+
+def _client(spec: str, base_url: str, **kwargs) -> ModelClient:
+    backend = make_backend(spec, base_url=base_url, timeout=kwargs.pop("timeout", 5.0))
+    return ModelClient(backend, None, kwargs.pop("concurrency", 4), backoff_initial=0.01, timeout=5.0, **kwargs)
+
+
+@pytest.mark.parametrize("spec", ["openai/loopback", "litellm/openai/loopback"])
+def test_backend_returns_text_and_usage(make_server, spec):
+    srv = make_server(answers={"Say hi": "hello there"})
+    client = _client(spec, srv.base_url)
+    usage = Usage()
+    out = asyncio.run(client.chat(MESSAGES, GenParams(max_tokens=8), usage))
+    assert out.text == "hello there"
+    assert usage.calls == 1 and usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert srv.state.requests == 1
+
+
+@pytest.mark.parametrize("spec", ["openai/loopback", "litellm/openai/loopback"])
+def test_retries_429_with_retry_after_then_succeeds(make_server, spec):
+    srv = make_server(fault_rate=0.5, faults=("429",), retry_after=0.2, seed=3)
+    client = _client(spec, srv.base_url)
+
+    async def go():
+        return await asyncio.gather(*(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage())
+                                      for i in range(12)))
+
+    outs = asyncio.run(go())
+    assert len(outs) == 12
+    faults = srv.state.faults["429"]
+    assert faults > 0 and client.stats.retries == faults
+    assert client.stats.retry_after_waits and all(w == pytest.approx(0.2) for w in client.stats.retry_after_waits)
+
+
+@pytest.mark.parametrize("fault", ["500", "truncated", "empty_choices", "reset"])
+def test_transient_faults_are_retried(make_server, fault):
+    srv = make_server(fault_rate=0.5, faults=(fault,), seed=1)
+    client = _client("openai/loopback", srv.base_url)
+
+    async def go():
+        return await asyncio.gather(*(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage())
+                                      for i in range(8)))
+
+    assert len(asyncio.run(go())) == 8
+    assert srv.state.faults[fault] > 0
+
+
+def test_hang_past_timeout_becomes_error_after_retries(make_server):
+    srv = make_server(fault_rate=1.0, faults=("hang",), hang_seconds=3.0)
+    backend = make_backend("openai/loopback", base_url=srv.base_url, timeout=0.3)
+    client = ModelClient(backend, None, 2, max_retries=1, timeout=0.3, backoff_initial=0.01)
+    with pytest.raises(ModelCallError, match="gave up after 2 attempts"):
+        asyncio.run(client.chat(MESSAGES, GenParams(), Usage()))
+    assert srv.state.requests == 2
+
+
+def test_chat_api_reports_loglikelihood_unsupported(make_server):
+    srv = make_server()
+    client = _client("openai/loopback", srv.base_url)
+    with pytest.raises(Unsupported):
+        asyncio.run(client.loglikelihood(MESSAGES, [" A", " B"], Usage()))
+
+
+def test_concurrency_limit_is_respected(make_server, tmp_path):
+    srv = make_server(latency=0.05)
+    config = RunConfig(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], concurrency=3,
+                       output=str(tmp_path / "run"), use_cache=False, quiet=True)
+    asyncio.run(run(config))
+    assert srv.state.peak_in_flight == 3
+
+
+def test_cache_serves_repeated_run_without_calls(make_server, tmp_path):
+    srv = make_server()
+    base = dict(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], quiet=True)
+    asyncio.run(run(RunConfig(**base, output=str(tmp_path / "a"))))
+    assert srv.state.requests == 6
+    _, results = asyncio.run(run(RunConfig(**base, output=str(tmp_path / "b"))))
+    assert srv.state.requests == 6
+    assert results["results"][0]["usage"]["cached_calls"] == 6
+    a = [json.loads(line)["response"] for line in open(tmp_path / "a" / "samples.jsonl")]
+    b = [json.loads(line)["response"] for line in open(tmp_path / "b" / "samples.jsonl")]
+    assert a == b
+
+
+def test_multiple_choice_task_falls_back_to_generate_on_chat_api_and_says_so(make_server, tmp_path):
+    task = Path(FEELINGS).read_text().replace("metrics:", "output_mode: multiple_choice\nmetrics:")
+    (tmp_path / "mc.yaml").write_text(task)
+    (tmp_path / "feelings.jsonl").write_text((Path(FEELINGS).parent / "feelings.jsonl").read_text())
+    srv = make_server()
+    _, results = asyncio.run(run(RunConfig(model="openai/m", base_url=srv.base_url, quiet=True,
+                                           task_files=[str(tmp_path / "mc.yaml")], output=str(tmp_path / "r"))))
+    assert "answered by generation" in results["results"][0]["note"]
+
+
+def test_api_key_is_sent_but_never_written(make_server, tmp_path, monkeypatch):
+    canary = "sk-canary-4f1d2c3b9a8e7d6c5b4a"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    srv = make_server()
+    out = tmp_path / "run"
+    asyncio.run(run(RunConfig(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], quiet=True,
+                              output=str(out), cache_path=str(tmp_path / "cache.sqlite"))))
+    assert any(canary in h for h in srv.state.auth_headers)
+    for path in [*out.rglob("*"), *tmp_path.glob("cache.sqlite*")]:
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
