@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
 
 
 def _module_name(command: str) -> str:
+    if command == "import":  # `import` is a Python keyword: the module has a longer name
+        return "emobench.commands.import_predictions"
     return "emobench.commands." + command.replace("-", "_")
 
 

@@ -8,6 +8,8 @@ same interval. Paired statistics (deltas between two runs) are in `emobench.comp
 from __future__ import annotations
 
 import math
+import re
+import string
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -132,3 +134,59 @@ def confusion(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any]) -
         col = str(p) if p in labels else "unparseable"
         row[col] = row.get(col, 0) + 1
     return table
+
+
+# ---- answer-overlap and preference metrics (LongEmotion QA, ESConv / Kang et al. 2024) --------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """LongEmotion's `qa_score.py` normalisation: lowercase, each punctuation character -> a space
+    (unlike SQuAD, which deletes it), articles removed, whitespace collapsed."""
+    text = "".join(" " if ch in _PUNCTUATION else ch for ch in text.lower())
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def token_f1(prediction: str, answer: str) -> float:
+    """Multiset token-overlap F1 between normalised prediction and answer (0 when nothing overlaps)."""
+    pred, gold = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def bradley_terry(wins: Sequence[Sequence[float]], iterations: int = 20) -> list[float]:
+    """Bradley-Terry strengths from a win matrix, `wins[i][j]` = times i beat j (diagonal ignored).
+
+    The minorisation-maximisation update of Kang et al. (2024): Gauss-Seidel sweeps (p_i is replaced
+    in place, so later classes in a sweep see it), each followed by division by the geometric mean of
+    the non-zero strengths; finally scaled so that the strengths average 1. A zero denominator (a
+    class that never lost) leaves that strength unchanged instead of dividing by zero.
+    """
+    w = np.asarray(wins, dtype=float)
+    k = w.shape[0]
+    p = [1.0] * k
+    for _ in range(iterations):
+        for i in range(k):
+            num = den = 0.0
+            for j in range(k):
+                if j != i and p[i] + p[j] > 0:
+                    num += w[i][j] * p[j] / (p[i] + p[j])
+                    den += w[j][i] / (p[i] + p[j])
+            if den > 0:
+                p[i] = num / den
+        positive = [x for x in p if x > 0]
+        if positive:
+            geo = math.exp(sum(math.log(x) for x in positive) / len(positive))
+            p = [x / geo for x in p]
+    total = sum(p)
+    return [k * x / total for x in p] if total > 0 else p
+
+
+def preference_bias(preferences: Sequence[float]) -> float:
+    """Kang et al.'s preference bias B: the population standard deviation of the preferences."""
+    return float(np.std(np.asarray(preferences, dtype=float)))

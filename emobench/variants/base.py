@@ -51,6 +51,9 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
     multiple_choice task on a backend that can, else generate `draws` replies (the fallback is noted in
     the trace and reported in the results)."""
     trace = dict(trace or {})
+    fit = getattr(task, "fit_context", None)  # long tasks: cut sample.context to the window (emobench/context.py)
+    if fit is not None:
+        messages, trace["context"] = fit(sample, messages, client)
     if task.output_mode == "multiple_choice":
         if client.supports_loglikelihood:
             space = task.answer_space(sample)

@@ -1,0 +1,233 @@
+"""EmoBench EU/EA tasks: loaders (real files and fixtures), protocols, parsing, a loopback run end to
+end, and the reference baselines landing on chance."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emobench.cli import main
+from emobench.errors import ConfigError, DataError
+from emobench.metrics import wilson
+from emobench.registry import make_task
+from tests.conftest import FIXTURES, shared_dataset
+
+FIX = FIXTURES / "emobench"
+
+
+def _task(name: str, data_dir: Path = FIX, **args):
+    return make_task(name, args, str(data_dir))
+
+
+# ---- loaders ------------------------------------------------------------------------------------
+def test_fixture_loaders_turn_labels_into_indices():
+    ea = list(_task("emobench_ea").load_samples())
+    assert [s.id for s in ea] == ["en-1", "en-2", "en-3", "en-4"]
+    assert ea[0].choices[ea[0].target] == "Ask her manager what she can carry into the new direction"
+    assert ea[0].metadata["question_type"] == "Action"
+    eu = list(_task("emobench_eu").load_samples())
+    assert eu[0].target == {"emotion": 4, "cause": 0}
+    assert eu[3].metadata["causes"][0] == "He followed his custom and lost the slice"
+
+
+def test_language_selection():
+    assert [s.id for s in _task("emobench_ea", lang="zh").load_samples()] == ["zh-1", "zh-2"]
+    assert len(list(_task("emobench_eu", lang="all").load_samples())) == 6
+    with pytest.raises(ConfigError, match="lang must be"):
+        _task("emobench_ea", lang="fr")
+
+
+def test_real_files_have_200_items_per_language():
+    folder = shared_dataset("emobench", "EU.jsonl").parent
+    for name in ("emobench_eu", "emobench_ea", "emobench_eu_emotion"):
+        for lang in ("en", "zh"):
+            samples = list(_task(name, folder, lang=lang).load_samples())
+            assert len(samples) == 200 == _task(name, folder).size
+    eu_en = list(_task("emobench_eu", folder).load_samples())
+    cats = {c: sum(s.metadata["category"] == c for s in eu_en) for c in
+            ("perspective_taking", "personal_beliefs_and_experiences", "complex_emotions", "emotional_cues")}
+    assert cats == {"perspective_taking": 67, "personal_beliefs_and_experiences": 56, "complex_emotions": 49,
+                    "emotional_cues": 28}
+
+
+def test_paper_protocol_asks_four_orders_that_keep_the_right_option():
+    task = _task("emobench_eu", protocol="paper")
+    samples = list(task.load_samples())
+    assert len(samples) == 16 and task.draws == 5 and task.gen_params.temperature > 0
+    first = [s for s in samples if s.id.startswith("en-1/")]
+    assert [s.metadata["order"] for s in first] == [0, 1, 2, 3]
+    right = {(s.choices[s.target["emotion"]], s.metadata["causes"][s.target["cause"]]) for s in first}
+    assert right == {("Pride", "The judge valued her quick repair")}
+    assert len({tuple(s.choices) for s in first}) > 1  # the orders really differ
+    assert [s.id for s in task.load_samples()] == [s.id for s in samples]  # and are reproducible
+
+
+def test_shuffle_is_seeded_and_keeps_ids():
+    plain = list(_task("emobench_ea").load_samples())
+    shuffled = list(_task("emobench_ea", shuffle=True).load_samples())
+    assert [s.id for s in plain] == [s.id for s in shuffled]
+    assert [s.choices for s in plain] != [s.choices for s in shuffled]
+    assert all(a.choices[a.target] == b.choices[b.target] for a, b in zip(plain, shuffled, strict=True))
+    again = list(_task("emobench_ea", shuffle=True).load_samples())
+    assert [s.choices for s in again] == [s.choices for s in shuffled]
+
+
+def _bad_copy(tmp_path: Path, name: str, line_no: int, edit) -> Path:
+    shutil.copy(FIX / "EU.jsonl", tmp_path / "EU.jsonl")
+    shutil.copy(FIX / "EA.jsonl", tmp_path / "EA.jsonl")
+    lines = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+    lines[line_no - 1] = edit(lines[line_no - 1])
+    (tmp_path / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("task, file, edit, message", [
+    ("emobench_ea", "EA.jsonl", lambda s: s[:-5], "invalid JSON"),
+    ("emobench_ea", "EA.jsonl", lambda s: s.replace('"label"', '"lbl"'), "missing field(s) 'label'"),
+    ("emobench_ea", "EA.jsonl", lambda s: re.sub(r'"label": ".*"}', '"label": "Run away"}', s),
+     "label 'Run away' is not one of the options"),
+    ("emobench_eu", "EU.jsonl", lambda s: s.replace('"cause_label": "His', '"cause_label": "Her'),
+     "cause_label"),
+])
+def test_malformed_rows_name_file_and_line(tmp_path, task, file, edit, message):
+    folder = _bad_copy(tmp_path, file, 2, edit)
+    with pytest.raises(DataError) as err:
+        list(_task(task, folder).load_samples())
+    assert message in str(err.value)
+    assert err.value.path.endswith(file) and err.value.line == 2
+
+
+def test_missing_file_in_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="EA.jsonl not found"):
+        list(_task("emobench_ea", tmp_path).load_samples())
+
+
+def test_hub_unreachable_offline_says_to_use_data_dir():
+    with pytest.raises(DataError, match="--data-dir"):
+        list(make_task("emobench_ea", {}, None).load_samples())
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("reply, expected", [
+    ('```json\n{"answer_q1": "E", "answer_q2": "A"}\n```', {"emotion": 4, "cause": 0}),
+    ("Q1: B\nQ2: C", {"emotion": 1, "cause": 2}),
+    ('{"answer_q1": "Pride", "answer_q2": "The storm was over"}', {"emotion": 4, "cause": 1}),
+    ('<think>maybe A</think>{"answer_q1": "A"}', {"emotion": 0, "cause": None}),
+    ("I cannot tell.", None),
+    ('{"answer_q1": "Z", "answer_q2": "Q"}', None),
+])
+def test_eu_parser(reply, expected):
+    task = _task("emobench_eu")
+    sample = next(iter(task.load_samples()))
+    assert task.parse(reply, sample) == expected
+
+
+def test_eu_votes_on_each_question_separately_and_needs_both_right():
+    task = _task("emobench_eu")
+    sample = next(iter(task.load_samples()))
+    voted = task.combine([{"emotion": 4, "cause": None}, {"emotion": 4, "cause": 1}, None,
+                          {"emotion": 0, "cause": 0}, {"emotion": 2, "cause": 0}])
+    assert voted == {"emotion": 4, "cause": 0}
+    assert task.score(voted, sample) == 1.0
+    assert task.score({"emotion": 4, "cause": 1}, sample) == 0.0
+    assert _task("emobench_eu_emotion").score({"emotion": 4, "cause": 1}, sample) == 1.0
+    assert task.combine([None, None]) is None
+
+
+def test_format_answer_round_trips_through_the_parser():
+    for name in ("emobench_eu", "emobench_ea"):
+        task = _task(name)
+        for sample in task.load_samples():
+            for answer in task.answer_space(sample):
+                assert task.parse(task.format_answer(answer, sample), sample) == answer
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+def _oracle(task_name: str):
+    """A loopback 'model' that answers every item right (found by its scenario text)."""
+    task = _task(task_name, lang="all")
+    by_scenario = {s.metadata["scenario"]: s for s in task.load_samples()}
+
+    def answer(messages):
+        text = messages[-1]["content"]
+        for scenario, s in by_scenario.items():
+            if scenario in text:
+                options = [line[3:] for line in text.splitlines() if re.match(r"^[A-Z]\) ", line)]
+                if task_name == "emobench_ea":
+                    return json.dumps({"answer": chr(65 + options.index(s.choices[s.target]))})
+                n = len(s.choices)
+                emo = options[:n].index(s.choices[s.target["emotion"]])
+                cause = options[n:].index(s.metadata["causes"][s.target["cause"]])
+                return json.dumps({"answer_q1": chr(65 + emo), "answer_q2": chr(65 + cause)})
+        return "no idea"
+    return answer
+
+
+@pytest.mark.parametrize("task_name", ["emobench_ea", "emobench_eu"])
+def test_run_end_to_end_against_loopback_server(make_server, tmp_path, capsys, task_name):
+    server = make_server(answer_fn=_oracle(task_name))
+    out = tmp_path / "run"
+    rc = main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", task_name,
+               "--data-dir", str(FIX), "--task-arg", "lang=all", "--task-arg", "shuffle=true", "--limit", "5",
+               "-o", str(out), "-q"])
+    assert rc == 0
+    results = json.loads((out / "results.json").read_text())
+    entry = results["results"][0]
+    assert entry["n_samples"] == 5 and entry["metrics"]["accuracy"]["value"] == 1.0
+    assert server.state.snapshot()["requests"] == 5
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all(r["outcome"] == "correct" for r in records)
+
+
+def test_paper_protocol_run_asks_five_draws_and_reports_orders(make_server, tmp_path):
+    server = make_server(answer_fn=_oracle("emobench_ea"))
+    out = tmp_path / "run"
+    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "emobench_ea",
+                 "--data-dir", str(FIX), "--task-arg", "protocol=paper", "-o", str(out), "-q"]) == 0
+    entry = json.loads((out / "results.json").read_text())["results"][0]
+    assert server.state.snapshot()["requests"] == 4 * 4 * 5  # items x orders x draws
+    assert entry["metrics"]["accuracy"] == {**entry["metrics"]["accuracy"], "value": 1.0, "n": 4}
+    assert set(entry["details"]["accuracy_by_order"]) == {"0", "1", "2", "3"}
+    assert entry["details"]["protocol"] == "paper"
+
+
+# ---- baselines land on chance -------------------------------------------------------------------
+def _baseline_accuracy(tmp_path, model: str, task: str, *extra: str) -> tuple[float, int]:
+    folder = shared_dataset("emobench", "EA.jsonl").parent
+    out = tmp_path / f"{model}-{task}-{len(list(tmp_path.iterdir()))}"
+    assert main(["run", "--model", model, "--tasks", task, "--data-dir", str(folder), "-o", str(out), "-q",
+                 "--no-cache", *extra]) == 0
+    m = json.loads((out / "results.json").read_text())["results"][0]["metrics"]["accuracy"]
+    return m["value"], m["n"]
+
+
+def _chance(task_name: str) -> float:
+    task = _task(task_name, shared_dataset("emobench", "EA.jsonl").parent)
+    samples = list(task.load_samples())
+    return sum(1 / len(task.answer_space(s)) for s in samples) / len(samples)
+
+
+@pytest.mark.parametrize("task_name", ["emobench_ea", "emobench_eu", "emobench_eu_emotion"])
+def test_random_baseline_is_within_ci_of_chance(tmp_path, task_name):
+    """Pooled over 5 seeds (1000 answers), the random baseline's Wilson CI holds the chance rate."""
+    values = [_baseline_accuracy(tmp_path, "random", task_name, "--model-arg", f"seed={seed}")[0]
+              for seed in range(5)]
+    chance = _chance("emobench_eu") if task_name == "emobench_eu" else (
+        1 / 6 if task_name == "emobench_eu_emotion" else 0.25)
+    lo, hi = wilson(sum(values) * 200, 1000)
+    assert lo <= chance <= hi, (values, chance)
+
+
+def test_majority_baseline_is_the_majority_rate_and_chance_once_shuffled(tmp_path):
+    folder = shared_dataset("emobench", "EA.jsonl").parent
+    targets = [s.target for s in _task("emobench_ea", folder).load_samples()]
+    majority_rate = max(targets.count(t) for t in set(targets)) / len(targets)
+    value, n = _baseline_accuracy(tmp_path, "majority", "emobench_ea")
+    assert value == pytest.approx(majority_rate)  # 0.37: the options' original order is not balanced
+    value, n = _baseline_accuracy(tmp_path, "majority", "emobench_ea", "--task-arg", "shuffle=true")
+    lo, hi = wilson(value * n, n)
+    assert lo <= 0.25 <= hi
