@@ -115,23 +115,44 @@ class LlamaCppBackend(Backend):
         return np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
 
     def _loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
+        """Evaluate the prompt once, then the tokens all options share (e.g. `{"answer": "`) once,
+        then only each option's own tokens: the KV cache is rewound, never recomputed."""
         llm = self._llm
         prompt = self.format_prompt(messages)
         prefix = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        options = [llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in continuations]
+        shared = _common_prefix(options)
         llm.reset()
         llm.eval(prefix)
-        first_logits = self._last_logits()
+        logits, shared_total = self._last_logits(), 0.0
+        for tok in options[0][:shared]:
+            shared_total += float(logits[tok] - _logsumexp(logits))
+            llm.eval([tok])
+            logits = self._last_logits()
+        base, base_logits = llm.n_tokens, logits
         results = []
-        for cont in continuations:
-            tokens = llm.tokenize(cont.encode("utf-8"), add_bos=False, special=False)
-            llm.n_tokens = len(prefix)  # rewind to the shared prefix: its KV cache is reused
-            logits, total = first_logits, 0.0
-            for tok in tokens:
+        for tokens in options:
+            llm.n_tokens = base  # rewind to the shared part
+            logits, total = base_logits, shared_total
+            rest = tokens[shared:]
+            for pos, tok in enumerate(rest):
                 total += float(logits[tok] - _logsumexp(logits))
-                llm.eval([tok])
-                logits = self._last_logits()
+                if pos + 1 < len(rest):  # the last token's own logits are never needed
+                    llm.eval([tok])
+                    logits = self._last_logits()
             results.append(total)
         return results
+
+
+def _common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the token prefix common to every sequence, leaving each at least one token of its own."""
+    if not seqs:
+        return 0
+    n = min(len(s) for s in seqs) - 1
+    for i in range(max(n, 0)):
+        if any(s[i] != seqs[0][i] for s in seqs):
+            return i
+    return max(n, 0)
 
 
 def _logsumexp(x: np.ndarray) -> float:
