@@ -21,7 +21,7 @@ import yaml
 
 from .errors import ConfigError
 from .paths import tasks_dir
-from .task import Task
+from .task import COMMON_ARGS, Task
 
 ENTRY_POINT_GROUP = "emobench.tasks"
 
@@ -142,6 +142,6 @@ def make_task(name: str, args: dict[str, Any], data_dir: str | None = None,
             task_name, _, sub = key.rpartition(".")
             if task_name == name:
                 mine[sub] = value
-        elif key in cls.arg_defaults:
+        elif key in cls.arg_defaults or key in COMMON_ARGS:
             mine[key] = value
     return cls(data_dir=data_dir, **mine)

@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 from . import metrics as M
 from . import parsing, prompts
 from .errors import ConfigError
-from .types import GenParams, Message, Metric, Sample
+from .types import GenParams, Message, Metric, Sample, stable_hash
 
 FAMILIES = ("classification", "long_context_qa", "strategy", "vignette", "custom")
+COMMON_ARGS: dict[str, Any] = {"dev_size": 0}  # --task-arg keys every task accepts
 
 
 class Task:
@@ -38,16 +39,37 @@ class Task:
     size: ClassVar[int | None] = None  # items in the default split, for `emobench list tasks`
 
     def __init__(self, data_dir: str | None = None, **args: Any):
-        unknown = set(args) - set(self.arg_defaults)
+        known = {**COMMON_ARGS, **self.arg_defaults}
+        unknown = set(args) - set(known)
         if unknown:
             raise ConfigError(f"task {self.name}: unknown --task-arg {', '.join(sorted(unknown))} "
-                              f"(known: {', '.join(sorted(self.arg_defaults)) or 'none'})")
+                              f"(known: {', '.join(sorted(known))})")
         self.args: dict[str, Any] = {**self.arg_defaults, **args}
         self.data_dir = data_dir
 
     # ---- data -------------------------------------------------------------------------------
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         raise NotImplementedError
+
+    def has_split(self, split: str) -> bool:
+        return split in self.splits or (split in ("dev", "train") and self._dev_size() > 0)
+
+    def split_samples(self, split: str = "test") -> Iterable[Sample]:
+        """The samples of `split`. A task without its own dev split can hold one out of its test items
+        with `--task-arg dev_size=N`: N items (whole matched pairs / choice orders kept together, picked
+        by a hash of their ids, so the same on every machine) become the `dev` and `train` split and are
+        removed from `test`. The refine and fewshot variants need this on such tasks."""
+        size = self._dev_size()
+        if size <= 0 or split not in ("test", "dev", "train"):
+            return self.load_samples(split)
+        every = list(self.load_samples("test"))
+        groups = sorted({group_of(s) for s in every}, key=lambda g: stable_hash(["dev_size", g]))
+        held = set(groups[:size])
+        wanted = split != "test"
+        return [s for s in every if (group_of(s) in held) == wanted]
+
+    def _dev_size(self) -> int:
+        return 0 if "dev" in self.splits else int(self.args.get("dev_size") or 0)
 
     # ---- prompt -----------------------------------------------------------------------------
     def prompt_variables(self, sample: Sample) -> dict[str, Any]:
@@ -144,6 +166,12 @@ class ChoiceTask(Task):
         if by_cat:
             details["accuracy_by_category"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_cat.items())}
         return metrics, details
+
+
+def group_of(sample: Sample) -> str:
+    """Items that must stay on the same side of a split: a matched pair, or the choice orders of one
+    item (ids `<item>/o<k>`)."""
+    return str(sample.metadata.get("pair_id") or sample.id.split("/")[0])
 
 
 def _hashable(value: Any) -> Any:

@@ -242,6 +242,11 @@ class LongEmotionED(_LongEmotionTask):
             yield Sample(id=str(row.get("id", line)), input="", target=truth, context=context,
                          metadata={"n_segments": len(segments), "length": row.get("length")})
 
+    def retrieval_units(self, sample: Sample) -> list[str]:
+        """One unit per segment (each is one line of the context: its text is JSON-escaped), so `rag`
+        and `coem` can do LongEmotion's query-free outlier selection over segments."""
+        return (sample.context or "").split("\n")
+
     def parse(self, text: str, sample: Sample) -> int | None:
         n = int(sample.metadata.get("n_segments") or 0)
         return parsing.integer(text, ("index",), lo=0, hi=max(0, n - 1))

@@ -70,3 +70,26 @@ def test_task_args_apply_only_where_declared():
     with pytest.raises(ConfigError, match="unknown --task-arg"):
         T(colour="red")
     assert T(lang="zh").args == {"lang": "zh"}
+
+
+def test_dev_size_holds_out_whole_groups_disjoint_from_test():
+    from emobench.task import ChoiceTask, group_of
+    from emobench.types import Sample
+
+    class Paired(ChoiceTask):
+        name = "paired_demo"
+
+        def load_samples(self, split="test"):
+            for i in range(20):
+                for side in ("a", "b"):
+                    yield Sample(id=f"{i}{side}", input="x", choices=["p", "q"], target=0,
+                                 metadata={"pair_id": f"p{i}"})
+
+    plain = Paired()
+    assert not plain.has_split("dev")
+    task = Paired(dev_size=5)
+    dev, test = list(task.split_samples("dev")), list(task.split_samples("test"))
+    assert task.has_split("dev") and task.has_split("train")
+    assert len({group_of(s) for s in dev}) == 5 and len(dev) == 10 and len(test) == 30
+    assert not {s.id for s in dev} & {s.id for s in test}
+    assert [s.id for s in Paired(dev_size=5).split_samples("dev")] == [s.id for s in dev]  # deterministic

@@ -55,9 +55,9 @@ async def _refine(args: argparse.Namespace):
     from ..variants.refine import Refine
 
     task = make_task(args.task, key_values(args.task_arg, "--task-arg"), args.data_dir)
-    if "dev" not in task.splits:
+    if not task.has_split("dev"):
         raise ConfigError(f"task {task.name} has no dev split (splits: {', '.join(task.splits)}); "
-                          "refine only ever optimises on dev items")
+                          "refine only ever optimises on dev items: hold some out with --task-arg dev_size=N")
     options = key_values(args.variant_arg, "--variant-arg")
     options.update({role: getattr(args, role) for role in ("planner", "teacher", "critic", "student")
                     if getattr(args, role)})
@@ -72,7 +72,7 @@ async def _refine(args: argparse.Namespace):
     client = ModelClient(backend, cache, args.concurrency, args.max_retries, args.timeout, args.system_prompt,
                          {"temperature": args.temperature, "max_tokens": args.max_tokens})
     try:
-        return await variant.optimise(task, client, list(task.load_samples("dev")))
+        return await variant.optimise(task, client, list(task.split_samples("dev")))
     finally:
         await backend.close()
         if cache is not None:

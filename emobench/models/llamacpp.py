@@ -87,8 +87,14 @@ class LlamaCppBackend(Backend):
     def _generate_one(self, request: ChatRequest) -> Completion:
         p = request.params
         start = time.perf_counter()
+        prompt_tokens = self.count_tokens(self.format_prompt(list(request.messages)))
+        room = self.n_ctx - prompt_tokens - 1
+        if room < 1:
+            raise ValueError(f"prompt of {prompt_tokens} tokens does not fit n_ctx={self.n_ctx} "
+                             "(raise --model-arg n_ctx=... or use --task-arg truncate=middle)")
+        # never let generation run past the context window: llama.cpp would overflow its KV cache
         result = self._llm.create_chat_completion(
-            messages=list(request.messages), temperature=p.temperature, max_tokens=p.max_tokens,
+            messages=list(request.messages), temperature=p.temperature, max_tokens=min(p.max_tokens, room),
             top_p=p.top_p if p.top_p is not None else 1.0, stop=list(p.stop) if p.stop else None,
             seed=(p.seed or 0) + request.draw)
         usage = result.get("usage") or {}

@@ -51,8 +51,8 @@ class FewShot(Variant):
 
     async def prepare(self, task: Task, client: ModelClient, dev_samples: list[Sample]) -> None:
         split, pool = "none", []
-        if "train" in task.splits:
-            split, pool = "train", list(task.load_samples("train"))
+        if task.has_split("train"):
+            split, pool = "train", list(task.split_samples("train"))
         if not pool and dev_samples:
             split, pool = "dev", list(dev_samples)
         if not pool:
