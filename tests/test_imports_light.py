@@ -1,0 +1,39 @@
+"""The base install stays light: `emobench --help` and an API run never import the heavy libraries that
+only the local backends need (checked in a fresh interpreter, so nothing imported by other tests counts)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "vllm", "lm_eval", "llama_cpp")
+
+PROBE = """
+import sys
+from emobench.cli import main
+try:
+    rc = main(sys.argv[1:])
+except SystemExit as exc:
+    rc = exc.code
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print("HEAVY", heavy)
+sys.exit(3 if heavy else int(rc or 0))
+"""
+
+
+def run_probe(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *argv], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_help_imports_no_model_library():
+    proc = run_probe("--help")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "HEAVY []" in proc.stdout
+
+
+def test_an_api_run_imports_no_model_library(server, tmp_path):
+    proc = run_probe("run", "--model", "openai/test-model", "--base-url", server.base_url, "--tasks", "vignettes",
+                     "--limit", "3", "-o", str(tmp_path / "run"), "--no-cache")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "HEAVY []" in proc.stdout

@@ -1,0 +1,217 @@
+"""Local backends on the CPU: hf (a tiny random Llama with a locally trained tokenizer, so no download),
+llamacpp (the embedded SmolLM2 GGUF), vllm's no-GPU message, and `emobench doctor`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from conftest import has_embedded_model
+from emobench.cli import main as cli
+from emobench.errors import ConfigError
+from emobench.types import ChatRequest, GenParams
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CORPUS = ["Nina felt joy when the letter arrived.", "Omar was sad and tired after the long day.",
+          "Which one is a feeling? A) chair B) hope C) seven", "Reply with the letter of the answer."] * 20
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer random Llama + a byte-level BPE tokenizer trained here, saved like a hub checkpoint."""
+    pytest.importorskip("transformers", reason="transformers not installed: pip install torch, then 'emobench[hf]'")
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny_llama")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>")
+    fast.chat_template = CHATML
+    fast.save_pretrained(path)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         eos_token_id=fast.eos_token_id, bos_token_id=fast.bos_token_id,
+                         pad_token_id=fast.pad_token_id)
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_hf(tiny_model_dir):
+    from emobench.models import make_backend
+
+    return make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "batch_size": 4})
+
+
+MSGS = [{"role": "system", "content": "You read feelings."},
+        {"role": "user", "content": "Which one is a feeling? A) chair B) hope C) seven"}]
+
+
+def test_hf_shared_prefix_loglikelihood_equals_one_full_pass_per_option(tiny_hf):
+    conts = [" A", " B", " C", " hope and joy", "seven"]  # different lengths, one without a space
+    tiny_hf.ll_mode = "shared"
+    shared = tiny_hf.score_options(MSGS, conts)
+    tiny_hf.ll_mode = "per_option"
+    try:
+        reference = tiny_hf.score_options(MSGS, conts)
+    finally:
+        tiny_hf.ll_mode = "shared"
+    assert shared == pytest.approx(reference, abs=1e-4)
+    assert len(set(round(x, 3) for x in shared)) == len(conts)  # the options really are scored apart
+
+
+def test_hf_collects_concurrent_generate_calls_into_batches_with_the_same_greedy_text(tiny_hf):
+    prompts = ["Nina felt joy.", "Omar was sad and tired after the long day, again.", "Reply with the letter."]
+    params = GenParams(temperature=0.0, max_tokens=6)
+
+    async def concurrently():
+        return await asyncio.gather(*(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)])
+                                      for p in prompts))
+
+    before = len(tiny_hf._batcher.batch_sizes)
+    batched = [c[0] for c in asyncio.run(concurrently())]
+    assert tiny_hf._batcher.batch_sizes[before:] == [3]  # one left-padded batch
+    alone = [asyncio.run(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)]))[0]
+             for p in prompts]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    assert all(c.completion_tokens <= 6 and c.prompt_tokens > 0 for c in batched)
+
+
+def test_hf_identity_records_template_hash_revision_and_dtype_and_override_changes_it(tiny_model_dir, tiny_hf,
+                                                                                     tmp_path):
+    from emobench.models import make_backend
+
+    ident = tiny_hf.identity()
+    assert ident["dtype"] == "float32" and ident["revision"].startswith("local:") and ident["chat_template_hash"]
+    template = tmp_path / "plain.jinja"
+    template.write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:")
+    other = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "chat_template": str(template)})
+    assert other.identity()["chat_template_hash"] != ident["chat_template_hash"]
+    assert other.format_prompt(MSGS).endswith("assistant:") and "<|im_start|>" in tiny_hf.format_prompt(MSGS)
+
+
+def test_hf_cuts_prompts_that_do_not_fit_the_context_window_from_the_left(tiny_model_dir):
+    from emobench.models import make_backend
+
+    small = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "max_length": 40})
+    long = [{"role": "user", "content": "Nina felt joy when the letter arrived. " * 30 + "Answer now."}]
+    out = asyncio.run(small.generate([ChatRequest(tuple(long), GenParams(max_tokens=5))]))[0]
+    assert small.truncated_prompts == 1 and out.prompt_tokens == 35
+
+
+def test_hf_run_writes_template_hash_and_revision_into_the_manifest(tiny_model_dir, tmp_path):
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "items.jsonl").write_text("".join(json.dumps({"id": str(i), "text": t, "label": lab}) + "\n" for i, (t, lab)
+                                                in enumerate([("Nina laughed.", "joy"), ("Omar cried.", "sadness")])))
+    (folder / "t.yaml").write_text("name: tiny_mc\ndata: items.jsonl\nfields: {id: id, input: text, target: label}\n"
+                                   "labels: [joy, sadness]\ntemplate: \"{{ input }}\\n{{ lettered_choices }}\"\n"
+                                   "output_mode: multiple_choice\n")
+    out = tmp_path / "run"
+    assert cli(["run", "--task-file", str(folder / "t.yaml"), "-m", f"hf/{tiny_model_dir}", "--model-arg",
+                "device=cpu", "-o", str(out), "--no-cache"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())["manifest"]
+    assert manifest["model"]["chat_template_hash"] and manifest["model"]["revision"].startswith("local:")
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["outcome"] in ("correct", "incorrect") for r in records)
+
+
+def test_hf_bad_options_are_one_line_config_errors(tiny_model_dir):
+    from emobench.models import make_backend
+
+    with pytest.raises(ConfigError, match="dtype"):
+        make_backend(f"hf/{tiny_model_dir}", {"dtype": "float7"})
+    with pytest.raises(ConfigError, match="batch_size"):
+        make_backend(f"hf/{tiny_model_dir}", {"batch_size": "lots"})
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_backend("hf/" + str(tiny_model_dir / "missing"))
+
+
+def test_vllm_without_a_gpu_says_so_clearly():
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA GPU is present: tests/test_gpu.py covers vllm")
+    except ImportError:
+        pass
+    from emobench.models import make_backend
+
+    with pytest.raises(ConfigError, match="GPU"):
+        make_backend("vllm/HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+# ---- llamacpp -------------------------------------------------------------------------------------------
+needs_embedded = pytest.mark.skipif(not has_embedded_model(), reason="needs pip install 'emobench[local]'")
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from emobench.models import make_backend
+
+    return make_backend(None)
+
+
+@needs_embedded
+def test_llamacpp_shared_prefix_loglikelihood_equals_scoring_each_option_from_scratch(embedded):
+    import numpy as np
+    from llama_cpp import Llama
+
+    conts = [" A", " B", " joy and relief"]
+    fast = asyncio.run(embedded.loglikelihood(MSGS, conts))
+    # reference: a second context that keeps every position's logits, one full pass per option
+    ref = Llama(model_path=str(embedded.path), n_ctx=1024, logits_all=True, verbose=False)
+    prefix = ref.tokenize(embedded.format_prompt(MSGS).encode(), add_bos=False, special=True)
+    reference = []
+    for cont in conts:
+        tokens = ref.tokenize(cont.encode(), add_bos=False, special=False)
+        ref.reset()
+        ref.eval(prefix + tokens)
+        rows = np.array(ref.scores[len(prefix) - 1: len(prefix) + len(tokens) - 1], dtype=np.float64)
+        logz = np.log(np.exp(rows - rows.max(1, keepdims=True)).sum(1)) + rows.max(1)
+        reference.append(float(sum(rows[i, t] - logz[i] for i, t in enumerate(tokens))))
+    assert fast == pytest.approx(reference, abs=1e-3)
+
+
+@needs_embedded
+def test_llamacpp_generates_greedily_and_reproducibly(embedded):
+    request = ChatRequest(({"role": "user", "content": "Name one emotion."},), GenParams(max_tokens=8))
+    first = asyncio.run(embedded.generate([request]))[0]
+    again = asyncio.run(embedded.generate([request]))[0]
+    assert first.text and first.text == again.text and 0 < first.completion_tokens <= 8
+    assert embedded.identity()["chat_template_hash"] and embedded.count_tokens("hello there") >= 2
+
+
+def test_llamacpp_missing_file_is_a_config_error(tmp_path):
+    pytest.importorskip("llama_cpp", reason="needs pip install 'emobench[local]'")
+    from emobench.models import make_backend
+
+    with pytest.raises(ConfigError, match="GGUF file not found"):
+        make_backend(f"llamacpp/{tmp_path / 'nope.gguf'}")
+
+
+# ---- doctor ---------------------------------------------------------------------------------------------
+def test_doctor_prints_backend_facts_and_three_canned_replies(server, capsys):
+    assert cli(["doctor", "--model", "openai/echo-model", "--base-url", server.base_url]) == 0
+    out = capsys.readouterr().out
+    assert "backend            openai" in out and out.count("\nreply    ") == 3 and "3 prompts in" in out
+    assert server.state.snapshot()["requests"] == 3
+
+
+def test_doctor_on_the_tiny_hf_model_reports_device_dtype_template_and_loglikelihoods(tiny_model_dir, capsys):
+    assert cli(["doctor", "--model", f"hf/{tiny_model_dir}", "--model-arg", "device=cpu", "--max-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    for fact in ("device             cpu", "dtype              float32", "context_window     256",
+                 "chat template      {% for m in messages %}", "log-likelihood of A/B/C"):
+        assert fact in out, fact
