@@ -100,6 +100,8 @@ def find_local(data_root: Path | None, *candidates: str) -> Path | None:
     """First existing file among `candidates` under `data_root` (also searched one folder down)."""
     if data_root is None:
         return None
+    if not data_root.is_dir():
+        raise DataError(data_root, "data folder not found (from --data-dir or $EMOBENCH_DATA_DIR)")
     for name in candidates:
         for base in (data_root, *sorted(p for p in data_root.iterdir() if p.is_dir())):
             if (base / name).exists():
@@ -113,6 +115,9 @@ def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: 
 
     `datasets` is imported lazily: it is slow to import and only needed when data comes from the hub.
     """
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise DataError(f"hf://{repo_id}", "HF_HUB_OFFLINE is set, so the hub cannot be reached; "
+                        "pass --data-dir with the original files")
     try:
         import datasets  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency

@@ -83,7 +83,7 @@ def prepare_tasks(config: RunConfig) -> list[PreparedTask]:
     prepared = []
     for name in resolve_task_names(config.tasks, config.task_files):
         task = make_task(name, config.task_args, config.data_dir, config.task_files)
-        samples = list(itertools.islice(task.load_samples(config.split), config.limit))
+        samples = list(itertools.islice(task.split_samples(config.split), config.limit))
         fingerprint = stable_hash([s.fingerprint_payload() for s in samples])[:16]
         prepared.append(PreparedTask(task, samples, fingerprint))
     return prepared
@@ -241,7 +241,7 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
             elif any(done.get(record_key(p.task.name, v.name, s.id), "error") == "error"
                      for v in variants for s in p.samples):
                 for v in variants:
-                    dev = list(p.task.load_samples("dev")) if "dev" in p.task.splits else []
+                    dev = list(p.task.split_samples("dev")) if p.task.has_split("dev") else []
                     await v.prepare(p.task, client, dev)
         store.open_for_append()
         try:
@@ -271,12 +271,19 @@ async def _schedule(todo, client: ModelClient, store: RunStore, config: RunConfi
         nonlocal errors
         for p, variant, sample in items:
             record = await answer_sample(p.task, variant, sample, client)
+            # Let a waiting worker (its prompt already rendered) send its request before this one does
+            # its bookkeeping: keeps the bookkeeping off the request path (see `n_workers`).
+            await asyncio.sleep(0)
             store.append(record)
             errors += record.outcome == "error"
             if progress is not None:
                 progress.advance(errors)
 
-    n_workers = max(1, min(config.concurrency, len(todo)))
+    # Twice as many workers as calls allowed in flight (the ModelClient semaphore enforces the limit):
+    # when a reply arrives, a worker that is already waiting at the semaphore sends the next request at
+    # once, instead of after this sample's parse/score/write and the next prompt's rendering (at high
+    # concurrency that CPU work would otherwise queue up behind each burst of replies).
+    n_workers = max(1, min(2 * config.concurrency, len(todo)))
     await asyncio.gather(*(worker() for _ in range(n_workers)))
     if progress is not None:
         progress.stop()

@@ -44,6 +44,9 @@ class LlamaCppBackend(Backend):
     def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 1234,
                  n_batch: int = 512, **model_args: Any):
         super().__init__(model, **model_args)
+        # llama.cpp's OpenMP workers spin while waiting; on a busy 2-core machine that turns a 0.1 s
+        # prompt into seconds. Passive waiting costs little when the machine is idle.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
