@@ -80,9 +80,9 @@ def f1_scores(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any]) -
     per: dict[Any, dict[str, float]] = {}
     support = Counter(gold)
     for lab in labels:
-        tp = sum(1 for g, p in zip(gold, pred) if g == lab and p == lab)
-        fp = sum(1 for g, p in zip(gold, pred) if g != lab and p == lab)
-        fn = sum(1 for g, p in zip(gold, pred) if g == lab and p != lab)
+        tp = sum(1 for g, p in zip(gold, pred, strict=False) if g == lab and p == lab)
+        fp = sum(1 for g, p in zip(gold, pred, strict=False) if g != lab and p == lab)
+        fn = sum(1 for g, p in zip(gold, pred, strict=False) if g == lab and p != lab)
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
@@ -129,7 +129,7 @@ def auroc_metric(scores: Sequence[float], labels: Sequence[int]) -> Metric:
 def confusion(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any]) -> dict[str, dict[str, int]]:
     """Nested dict gold -> predicted -> count (predictions outside `labels` count as 'unparseable')."""
     table = {str(g): {str(p): 0 for p in [*labels, "unparseable"]} for g in labels}
-    for g, p in zip(gold, pred):
+    for g, p in zip(gold, pred, strict=False):
         row = table.setdefault(str(g), {})
         col = str(p) if p in labels else "unparseable"
         row[col] = row.get(col, 0) + 1

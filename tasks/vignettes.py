@@ -89,8 +89,8 @@ class Vignettes(ChoiceTask):
     license = "Apache-2.0"
     output_mode = "multiple_choice"
     template = "vignettes.j2"
-    instruction = ("Read the short story. Which one of Plutchik's eight basic emotions is the main character "
-                   "most likely experiencing?")
+    instruction = ("Which one of Plutchik's eight basic emotions is the main character of the short story "
+                   "below most likely experiencing?")
     gen_params = GenParams(temperature=0.0, max_tokens=128)
     arg_defaults = {"set": "keyword_free"}
     size = 64
@@ -105,6 +105,11 @@ class Vignettes(ChoiceTask):
             if it.kind in kinds:
                 yield Sample(id=it.id, input=it.text, target=EMOTIONS.index(str(it.emotion)), choices=CHOICES,
                              metadata={"category": it.emotion, "kind": it.kind, "pair_id": it.pair_id})
+
+    def continuation(self, answer: Any, sample: Sample) -> str:
+        """The start of the JSON reply the prompt asks for: options share `{"answer": "`, which the
+        local backends score once."""
+        return '{"answer": "%s"' % chr(65 + int(answer))
 
     def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
         """`accuracy` is over keyword-free items whenever there are any (keyword-rich ones get their
@@ -143,7 +148,7 @@ class VignettesAffect(Task):
     license = "Apache-2.0"
     output_mode = "multiple_choice"
     template = "vignettes_affect.j2"
-    instruction = "Read the short story."
+    instruction = "Read the question, then the short story."
     gen_params = GenParams(temperature=0.0, max_tokens=128)
     primary_metric = "auroc"
     arg_defaults = {"set": "keyword_free"}
@@ -176,7 +181,7 @@ class VignettesAffect(Task):
         return '{"answer": "%s", "probability": %g}' % (word, float(answer))
 
     def continuation(self, answer: Any, sample: Sample) -> str:
-        return ' {"answer": "%s"' % ("Yes" if float(answer) >= 50 else "No")
+        return '{"answer": "%s"' % ("Yes" if float(answer) >= 50 else "No")
 
     def parse(self, text: str, sample: Sample) -> float | None:
         """The probability (0-100) that the character is in an emotional state: the `probability`

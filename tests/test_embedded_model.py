@@ -49,3 +49,13 @@ def test_run_with_no_model_uses_the_embedded_default(tmp_path, capsys):
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert all(r["response"] for r in records)
     assert "feelings_demo" in capsys.readouterr().out
+
+
+def test_prompt_cache_reuse_across_samples_gives_the_same_scores_as_a_fresh_model():
+    first = [{"role": "user", "content": "Options: A) joy B) fear\nStory: Ana laughed at the puppy."}]
+    second = [{"role": "user", "content": "Options: A) joy B) fear\nStory: Ben heard steps in the dark."}]
+    warm = make_backend("smollm2")
+    asyncio.run(warm.loglikelihood(first, [' {"answer": "A"', ' {"answer": "B"']))
+    reused = asyncio.run(warm.loglikelihood(second, [' {"answer": "A"', ' {"answer": "B"']))
+    fresh = asyncio.run(make_backend("smollm2").loglikelihood(second, [' {"answer": "A"', ' {"answer": "B"']))
+    assert reused == pytest.approx(fresh, abs=1e-4)

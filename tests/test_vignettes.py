@@ -16,7 +16,7 @@ from emobench.paths import tasks_dir
 from emobench.registry import make_task
 
 BATTERY = tasks_dir() / "data" / "vignettes.jsonl"
-_STORY = re.compile(r"Story: (.*?)\n", re.DOTALL)
+_STORY = re.compile(r"Story: (.*?)(?:\n|$)", re.DOTALL)
 
 
 def _items_by_text(items) -> dict:

@@ -44,9 +44,6 @@ class LlamaCppBackend(Backend):
     def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, seed: int = 1234,
                  n_batch: int = 512, **model_args: Any):
         super().__init__(model, **model_args)
-        # llama.cpp's OpenMP workers spin while waiting; on a busy 2-core machine that turns a 0.1 s
-        # prompt into seconds. Passive waiting costs little when the machine is idle.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -57,6 +54,8 @@ class LlamaCppBackend(Backend):
             raise ConfigError(f"GGUF file not found: {path}")
         self.path = path
         self.n_ctx = int(n_ctx)
+        # one thread per core; on a machine busy with other work, OMP_WAIT_POLICY=PASSIVE or
+        # --model-arg n_threads=1 keeps llama.cpp's spinning OpenMP workers from starving each other
         threads = int(n_threads) if n_threads else max(1, min(os.cpu_count() or 1, 8))
         self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=threads, n_batch=int(n_batch),
                           seed=int(seed), verbose=False)
@@ -115,6 +114,14 @@ class LlamaCppBackend(Backend):
         async with self._lock:
             return await asyncio.to_thread(self._loglikelihood, messages, continuations)
 
+    def _eval_reusing_cache(self, tokens: list[int]) -> None:
+        """Evaluate `tokens` from the longest prefix already in the KV cache: prompts of one task share
+        their chat template and instructions, so each sample only pays for what is its own."""
+        llm = self._llm
+        cached = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        llm.n_tokens = _reused_length(cached, tokens)
+        llm.eval(tokens[llm.n_tokens:])
+
     def _last_logits(self) -> np.ndarray:
         """Logits after the last evaluated token, read from the context (llama-cpp-python keeps
         `scores` only with logits_all=True, which would cost a full vocabulary row per prompt token)."""
@@ -131,8 +138,7 @@ class LlamaCppBackend(Backend):
         prefix = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         options = [llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in continuations]
         shared = _common_prefix(options)
-        llm.reset()
-        llm.eval(prefix)
+        self._eval_reusing_cache(prefix)
         logits, shared_total = self._last_logits(), 0.0
         for tok in options[0][:shared]:
             shared_total += float(logits[tok] - _logsumexp(logits))
@@ -151,6 +157,16 @@ class LlamaCppBackend(Backend):
                     logits = self._last_logits()
             results.append(total)
         return results
+
+
+def _reused_length(cached: list[int], tokens: list[int]) -> int:
+    """How many leading tokens of `tokens` are already in the KV cache (at least one is left to
+    evaluate, since its logits are needed)."""
+    n = 0
+    limit = min(len(cached), len(tokens) - 1)
+    while n < limit and cached[n] == tokens[n]:
+        n += 1
+    return n
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:

@@ -1,12 +1,16 @@
 """OpenAI chat-completions through the official `openai` SDK, against OpenAI or any compatible URL
 (vLLM server, llama.cpp server, Ollama, the loopback test server).
 
-The SDK's own retries are switched off (`max_retries=0`): `ModelClient` retries every backend the same
-way, honouring Retry-After.
+The SDK runs on its aiohttp transport (`openai[aiohttp]`, `DefaultAioHttpClient`) when that is
+installed: on a 2-core machine the default httpx pool spends enough CPU per request to make a 32-way
+run markedly slower than the server allows (docs/performance.md). The SDK's own retries are off
+(`max_retries=0`): `ModelClient` retries every backend the same way, honouring Retry-After.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import time
 from typing import Any
@@ -15,6 +19,7 @@ from ..types import ChatRequest, Completion
 from .base import Backend, Retryable
 
 _LOCAL_KEY = "sk-no-key-needed"  # local servers accept any key; the SDK refuses none
+_DEFAULT_URL = "https://api.openai.com/v1"
 
 
 class OpenAIBackend(Backend):
@@ -23,25 +28,41 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0,
                  concurrency: int = 32, **model_args: Any):
         super().__init__(model, **model_args)
-        import httpx
-        import openai
-
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        api_key = os.environ.get("OPENAI_API_KEY") or _LOCAL_KEY
-        limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-        self._openai = openai
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=self.base_url, max_retries=0, timeout=timeout,
-            http_client=httpx.AsyncClient(limits=limits, timeout=timeout))
+        self._timeout = timeout
+        self._max_connections = concurrency + 8
+        self._client = None  # made on first use, inside the running event loop
+        self._loop = None
         self.context_window = int(model_args.get("context_window", 128_000))
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "base_url": self.base_url or "https://api.openai.com/v1"}
+        return {**super().identity(), "base_url": self.base_url or _DEFAULT_URL}
+
+    def _sdk(self):
+        """One AsyncOpenAI client per event loop (callers may `asyncio.run` more than once)."""
+        import httpx
+        import openai
+
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._loop = loop
+            limits = httpx.Limits(max_connections=self._max_connections,
+                                  max_keepalive_connections=self._max_connections)
+            try:
+                http_client = openai.DefaultAioHttpClient(timeout=self._timeout, limits=limits)
+            except (AttributeError, RuntimeError, ImportError):  # openai[aiohttp] not installed
+                http_client = openai.DefaultAsyncHttpxClient(timeout=self._timeout, limits=limits)
+            self._client = openai.AsyncOpenAI(api_key=os.environ.get("OPENAI_API_KEY") or _LOCAL_KEY,
+                                              base_url=self.base_url, max_retries=0, timeout=self._timeout,
+                                              http_client=http_client)
+        return self._client
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         return [await self._one(r) for r in requests]
 
     async def _one(self, request: ChatRequest) -> Completion:
+        import openai
+
         p = request.params
         kwargs: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
                                   "temperature": p.temperature, "max_tokens": p.max_tokens}
@@ -51,33 +72,42 @@ class OpenAIBackend(Backend):
             kwargs["stop"] = list(p.stop)
         if p.seed is not None:
             kwargs["seed"] = p.seed + request.draw
-        extra = {k: v for k, v in self.model_args.items() if k not in ("context_window",)}
-        kwargs.update(extra)
+        kwargs.update({k: v for k, v in self.model_args.items() if k != "context_window"})
         start = time.perf_counter()
         try:
-            resp = await self._client.chat.completions.create(**kwargs)
-        except self._openai.APIStatusError as exc:
+            # the raw response skips building pydantic models: we read four fields of the body
+            raw = await self._sdk().chat.completions.with_raw_response.create(**kwargs)
+            body = json.loads(raw.text)
+        except openai.APIStatusError as exc:
             raise _status_error(exc.status_code, exc.response.headers, str(exc)) from None
-        except (self._openai.APITimeoutError, self._openai.APIConnectionError) as exc:
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from None
-        except self._openai.APIResponseValidationError as exc:
-            raise Retryable(f"malformed response: {exc}") from None
-        except ValueError as exc:  # truncated JSON body
-            raise Retryable(f"malformed response body: {exc}") from None
-        if not getattr(resp, "choices", None):
-            raise Retryable("response has an empty choices list")
-        text = resp.choices[0].message.content or ""
-        usage = resp.usage
-        return Completion(text=text, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                          latency_s=time.perf_counter() - start)
+        except (openai.APIResponseValidationError, ValueError) as exc:  # truncated or non-JSON body
+            raise Retryable(f"malformed response: {type(exc).__name__}") from None
+        return _completion(body, time.perf_counter() - start)
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.close()
+        self._client = None
+
+
+def _completion(body: Any, latency: float) -> Completion:
+    """Text and token counts from a chat-completions body; a body without them is retried."""
+    try:
+        choices = body.get("choices")
+        if not choices:
+            raise Retryable("response has an empty choices list")
+        text = choices[0]["message"].get("content") or ""
+        usage = body.get("usage") or {}
+        return Completion(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise Retryable(f"malformed response: {type(exc).__name__}") from None
 
 
 def _status_error(status: int, headers: Any, message: str) -> Exception:
-    """429 and 5xx are worth retrying (with Retry-After when given); other 4xx are final."""
+    """429, 408 and 5xx are worth retrying (with Retry-After when given); other 4xx are final."""
     if status == 429 or status >= 500 or status == 408:
         retry_after = None
         raw = headers.get("retry-after") if headers is not None else None
