@@ -19,37 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emobench.testing.workload import write_workload as _write_workload
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 PEERS_VENV = ROOT / "benchmarks" / ".venv-peers"
-LABELS = ["joy", "sadness", "anger", "fear"]
-
-TASK_YAML = """\
-name: bench_chat
-description: synthetic single-call chat items for the harness benchmarks
-data: items.jsonl
-fields: {id: id, input: text, target: label}
-labels: [joy, sadness, anger, fear]
-template: |
-  {{ input }}
-  Which feeling fits best?
-  {{ lettered_choices }}
-  Reply with a JSON block {"answer": "<letter>"}.
-generation: {max_tokens: 16}
-metrics: [accuracy]
-"""
 
 
 def write_workload(folder: Path, n: int) -> Path:
-    """A no-code task of `n` single-call items; returns the YAML path. Item texts differ, so no two
-    requests are identical (a cache can not short-circuit anything)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "items.jsonl").open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"id": f"s{i:06d}", "text": f"Item {i}: Ada read the message twice and "
-                                 f"smiled at number {i * 7919 % 10007}.", "label": LABELS[i % 4]}) + "\n")
-    (folder / "bench.yaml").write_text(TASK_YAML, encoding="utf-8")
-    return folder / "bench.yaml"
+    """The benchmark workload: `n` single-call items as a no-code task (see emobench.testing.workload)."""
+    return _write_workload(folder, n, "bench_chat")
 
 
 class ServerProcess:

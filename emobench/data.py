@@ -109,13 +109,19 @@ def find_local(data_root: Path | None, *candidates: str) -> Path | None:
     return None
 
 
+def hub_offline() -> bool:
+    """True when the user asked for no hub traffic (HF_HUB_OFFLINE), read at call time: the hub
+    libraries read it once at import, which may be before a test or a notebook sets it."""
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
 def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: str = "train",
              name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a Hugging Face hub dataset, numbered from 1 (for error messages).
 
     `datasets` is imported lazily: it is slow to import and only needed when data comes from the hub.
     """
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if hub_offline():
         raise DataError(f"hf://{repo_id}", "HF_HUB_OFFLINE is set, so the hub cannot be reached; "
                         "pass --data-dir with the original files")
     try:

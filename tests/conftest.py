@@ -64,3 +64,21 @@ def has_embedded_model() -> bool:
         return True
     except Exception:
         return False
+
+
+def run_with_client(server, coro_fn):
+    """Run `await coro_fn(client)` with a ModelClient on the loopback server (no cache, quick retries)."""
+    import asyncio
+
+    from emobench.client import ModelClient
+    from emobench.models import make_backend
+
+    async def main():
+        backend = make_backend("openai/loop", base_url=server.base_url)
+        client = ModelClient(backend, None, concurrency=4, max_retries=1, backoff_initial=0.01)
+        try:
+            return await coro_fn(client)
+        finally:
+            await backend.close()
+
+    return asyncio.run(main())

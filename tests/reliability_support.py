@@ -11,20 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-LABELS = ["joy", "sadness", "anger", "fear"]
-TASK_YAML = """\
-name: rel_task
-description: generated items for the reliability suite
-data: items.jsonl
-fields: {id: id, input: text, target: label}
-labels: [joy, sadness, anger, fear]
-template: |
-  {{ input }}
-  Which feeling fits best?
-  {{ lettered_choices }}
-  Reply with a JSON block {"answer": "<letter>"}.
-metrics: [accuracy, macro_f1]
-"""
+from emobench.testing.workload import write_workload
 
 # Fields that describe how a run went rather than what it measured. Per sample: wall time, and the
 # usage accounting of *this process* (a request answered before a kill is served from the cache after
@@ -35,13 +22,7 @@ RUN_TIMING = {"started", "wall_s", "run_dir", "retries", "failed_calls"}
 
 
 def write_task(folder: Path, n: int, name: str = "rel_task") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "items.jsonl").open("w", encoding="utf-8") as fh:
-        for i in range(n):
-            fh.write(json.dumps({"id": f"s{i:05d}", "text": f"Item {i}: Noor reread the note and laughed "
-                                 f"({i * 7919 % 10007}).", "label": LABELS[i % 4]}) + "\n")
-    (folder / "task.yaml").write_text(TASK_YAML.replace("rel_task", name), encoding="utf-8")
-    return folder / "task.yaml"
+    return write_workload(folder, n, name, metrics=("accuracy", "macro_f1"))
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw: Any):

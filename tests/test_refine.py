@@ -3,14 +3,12 @@ dev/test separation, the saved artifact and its reuse, against the loopback serv
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
 import pytest
 
-from emobench.client import ModelClient
-from emobench.models import make_backend
+from conftest import run_with_client
 from emobench.runner import answer_sample
 from emobench.task import ChoiceTask
 from emobench.types import Sample
@@ -55,15 +53,7 @@ def scripted(levels: dict[str, int]):
     return answer, state
 
 
-def run(server, coro_fn):
-    async def main():
-        backend = make_backend("openai/loop", base_url=server.base_url)
-        client = ModelClient(backend, None, concurrency=4, max_retries=1, backoff_initial=0.01)
-        try:
-            return await coro_fn(client)
-        finally:
-            await backend.close()
-    return asyncio.run(main())
+run = run_with_client
 
 
 def optimise(make_server, tmp_path, levels, **args):

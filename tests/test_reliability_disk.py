@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+
 from reliability_support import cli, write_task
 
 

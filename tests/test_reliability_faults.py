@@ -9,10 +9,10 @@ import json
 from collections import Counter
 
 import pytest
-from reliability_support import write_task
 
 from emobench.runner import RunConfig, run
 from emobench.testing.server import FAULTS
+from reliability_support import write_task
 
 
 def _config(task, out, base_url, **kw) -> RunConfig:

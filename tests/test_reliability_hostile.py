@@ -9,15 +9,18 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import TASK_YAML, cli
 
 from emobench import parsing
 from emobench.errors import ConfigError
 from emobench.prompts import render
 from emobench.registry import all_tasks
+from emobench.testing.workload import TASK_YAML as _TEMPLATE
 from emobench.types import Sample
+from reliability_support import cli
 
 GOOD = json.dumps({"id": "g1", "text": "Lena hugged her brother at the gate.", "label": "joy"})
+
+TASK_YAML = _TEMPLATE.format(name="rel_task", metrics="accuracy")
 
 
 def _task_with_data(tmp_path, data: bytes):

@@ -15,9 +15,9 @@ import time
 from collections import Counter
 
 import pytest
-from reliability_support import ServerProcess, results_without_timing, samples_without_timing, write_task
 
 from emobench.testing.server import prompt_hash
+from reliability_support import ServerProcess, results_without_timing, samples_without_timing, write_task
 
 N, CONCURRENCY, KILLS = 1500, 16, 20
 

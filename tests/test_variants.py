@@ -12,6 +12,7 @@ import sys
 import pytest
 from test_retrieval import PASSAGE, QUESTION, long_context
 
+from conftest import run_with_client
 from emobench.client import ModelClient
 from emobench.models import make_backend
 from emobench.runner import answer_sample
@@ -52,14 +53,7 @@ class Feelings(ChoiceTask):
 
 
 def run(coro_fn, server):
-    async def main():
-        backend = make_backend("openai/loop", base_url=server.base_url)
-        client = ModelClient(backend, None, concurrency=4, max_retries=1, backoff_initial=0.01)
-        try:
-            return await coro_fn(client)
-        finally:
-            await backend.close()
-    return asyncio.run(main())
+    return run_with_client(server, coro_fn)
 
 
 def qa_sample(n_tokens=20_000):

@@ -63,6 +63,22 @@ class Backend:
         return None
 
 
+def chat_kwargs(model: str, request: ChatRequest, model_args: dict[str, Any]) -> dict[str, Any]:
+    """The chat-completions arguments of a request (OpenAI's names, which litellm shares); extra
+    `--model-arg`s are passed through, except emobench's own `context_window`."""
+    p = request.params
+    kwargs: dict[str, Any] = {"model": model, "messages": list(request.messages),
+                              "temperature": p.temperature, "max_tokens": p.max_tokens}
+    if p.top_p is not None:
+        kwargs["top_p"] = p.top_p
+    if p.stop:
+        kwargs["stop"] = list(p.stop)
+    if p.seed is not None:
+        kwargs["seed"] = p.seed + request.draw  # each draw of a voting protocol is a distinct sample
+    kwargs.update({k: v for k, v in model_args.items() if k != "context_window"})
+    return kwargs
+
+
 _SECRET_KEY = re.compile(r"(key|token|secret|password|authorization)", re.IGNORECASE)
 
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ..types import ChatRequest, Completion
-from .base import Backend, Retryable
+from .base import Backend, Retryable, chat_kwargs
 from .openai_api import _status_error
 
 
@@ -37,19 +37,10 @@ class LiteLLMBackend(Backend):
         return [await self._one(r) for r in requests]
 
     async def _one(self, request: ChatRequest) -> Completion:
-        p = request.params
-        kwargs: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
-                                  "temperature": p.temperature, "max_tokens": p.max_tokens,
-                                  "timeout": self.timeout, "num_retries": 0}
-        if p.top_p is not None:
-            kwargs["top_p"] = p.top_p
-        if p.stop:
-            kwargs["stop"] = list(p.stop)
-        if p.seed is not None:
-            kwargs["seed"] = p.seed + request.draw
+        kwargs = chat_kwargs(self.model, request, {"timeout": self.timeout, "num_retries": 0})
         if self.base_url:
             kwargs["api_base"] = self.base_url
-            kwargs.setdefault("api_key", os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed")
+            kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed"
         kwargs.update({k: v for k, v in self.model_args.items() if k != "context_window"})
         start = time.perf_counter()
         try:

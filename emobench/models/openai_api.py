@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..types import ChatRequest, Completion
-from .base import Backend, Retryable
+from .base import Backend, Retryable, chat_kwargs
 
 _LOCAL_KEY = "sk-no-key-needed"  # local servers accept any key; the SDK refuses none
 _DEFAULT_URL = "https://api.openai.com/v1"
@@ -63,16 +63,7 @@ class OpenAIBackend(Backend):
     async def _one(self, request: ChatRequest) -> Completion:
         import openai
 
-        p = request.params
-        kwargs: dict[str, Any] = {"model": self.model, "messages": list(request.messages),
-                                  "temperature": p.temperature, "max_tokens": p.max_tokens}
-        if p.top_p is not None:
-            kwargs["top_p"] = p.top_p
-        if p.stop:
-            kwargs["stop"] = list(p.stop)
-        if p.seed is not None:
-            kwargs["seed"] = p.seed + request.draw
-        kwargs.update({k: v for k, v in self.model_args.items() if k != "context_window"})
+        kwargs = chat_kwargs(self.model, request, self.model_args)
         start = time.perf_counter()
         try:
             # the raw response skips building pydantic models: we read four fields of the body

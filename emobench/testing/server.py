@@ -85,6 +85,9 @@ def default_answer(messages: list[dict[str, str]]) -> str:
     digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
     if letters:
         return json.dumps({"answer": letters[digest % len(letters)]})
+    scored = re.findall(r"^(\w+): <score>\s*$", text, re.MULTILINE)  # EQ-Bench style rating lines
+    if scored:
+        return "\n".join(f"{name}: {(digest >> (4 * i)) % 11}" for i, name in enumerate(scored))
     if "index" in text.lower():
         return json.dumps({"index": digest % 30})
     return "A reply from the loopback server."
