@@ -12,6 +12,7 @@ import asyncio
 import importlib.resources
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,10 @@ class LlamaCppBackend(Backend):
             self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
                                                   add_generation_prompt=True)
         self._template_hash = stable_hash(template or "")[:16]
-        self._lock = asyncio.Lock()
+        # every llama.cpp call runs on this one worker thread: the context is not thread-safe, and
+        # OpenMP keeps one team of spinning threads per calling thread, so rotating through the default
+        # executor's threads would leave idle teams competing with the busy one for the cores
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
 
     def identity(self) -> dict[str, Any]:
         name = "smollm2-135m-instruct-q4_1" if self.path.name == EMBEDDED_FILE else str(self.path)
@@ -82,8 +86,7 @@ class LlamaCppBackend(Backend):
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         out = []
         for request in requests:
-            async with self._lock:
-                out.append(await asyncio.to_thread(self._generate_one, request))
+            out.append(await asyncio.get_running_loop().run_in_executor(self._worker, self._generate_one, request))
         return out
 
     def _generate_one(self, request: ChatRequest) -> Completion:
@@ -111,8 +114,8 @@ class LlamaCppBackend(Backend):
         return self._formatter(messages=messages).prompt
 
     async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
-        async with self._lock:
-            return await asyncio.to_thread(self._loglikelihood, messages, continuations)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self._loglikelihood, messages,
+                                                                continuations)
 
     def _eval_reusing_cache(self, tokens: list[int]) -> None:
         """Evaluate `tokens` from the longest prefix already in the KV cache: prompts of one task share
