@@ -3,7 +3,7 @@
 
 The SDK runs on its aiohttp transport (`openai[aiohttp]`, `DefaultAioHttpClient`) when that is
 installed: on a 2-core machine the default httpx pool spends enough CPU per request to make a 32-way
-run markedly slower than the server allows (docs/performance.md). The SDK's own retries are off
+run markedly slower than the server allows (README, Performance). The SDK's own retries are off
 (`max_retries=0`): `ModelClient` retries every backend the same way, honouring Retry-After.
 """
 
