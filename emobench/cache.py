@@ -9,8 +9,10 @@ once, and `busy_timeout` makes concurrent writers wait instead of failing.
 from __future__ import annotations
 
 import json
+import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,23 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, fast
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
+        self._setup()
+
+    def _setup(self, attempts: int = 300) -> None:
+        """Switch to WAL and create the tables. Two processes opening a new cache at once can both need
+        the exclusive lock this takes, and SQLite then answers "locked" without waiting for the busy
+        timeout, so the setup is retried for a while (it is idempotent)."""
+        for attempt in range(attempts):
+            try:
+                self._db.execute("PRAGMA busy_timeout=30000")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process, fast
+                self._db.executescript(SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 + random.random() * 0.05)
 
     def get(self, key: str) -> Completion | None:
         with self._lock:

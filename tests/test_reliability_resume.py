@@ -78,6 +78,8 @@ def test_sigkill_at_20_random_points_then_resume_equals_uninterrupted_run(tmp_pa
             assert proc.returncode == -signal.SIGKILL, err
         assert kills == KILLS, f"the run finished after only {kills} kills"
         assert server.stats()["requests"] == N + total_repeats
+        print(f"RESUME samples={N} kills={kills} concurrency={CONCURRENCY} repeated_requests={total_repeats} "
+              f"max_repeats_per_resume<={CONCURRENCY} finished_samples_asked_again=0")
 
         ref_env = {**os.environ, "EMOBENCH_CACHE_DIR": str(tmp_path / "cache-ref")}
         ref = subprocess.run(_cmd(task, server.base_url, tmp_path / "ref"), env=ref_env, capture_output=True,
