@@ -284,6 +284,14 @@ async def _schedule(todo, client: ModelClient, store: RunStore, config: RunConfi
     # once, instead of after this sample's parse/score/write and the next prompt's rendering (at high
     # concurrency that CPU work would otherwise queue up behind each burst of replies).
     n_workers = max(1, min(2 * config.concurrency, len(todo)))
-    await asyncio.gather(*(worker() for _ in range(n_workers)))
-    if progress is not None:
-        progress.stop()
+    workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:  # a full disk or a bad template: stop every worker before the log is closed
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    finally:
+        if progress is not None:
+            progress.stop()
