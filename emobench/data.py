@@ -90,6 +90,30 @@ def require(path: str | Path, line: int | None, obj: dict[str, Any], *fields: st
         raise DataError(path, f"missing field(s) {', '.join(map(repr, missing))}", line)
 
 
+def read_yaml_mapping(path: str | Path, allowed: set[str], what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping with only `allowed` keys (task files, leaderboards);
+    anything else is a ConfigError naming the file."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} not found")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    unknown = set(spec) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    return spec
+
+
 def data_dir(explicit: str | Path | None = None) -> Path | None:
     """The local folder holding original dataset files, if the user named one."""
     value = explicit or os.environ.get("EMOBENCH_DATA_DIR")

@@ -19,10 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from . import metrics as M
-from .data import DataError, read_csv, read_jsonl
+from .data import DataError, read_csv, read_jsonl, read_yaml_mapping
 from .errors import ConfigError
 from .task import ChoiceTask
 from .types import GenParams, Metric, Sample
@@ -34,17 +32,7 @@ _KEYS = {"name", "description", "data", "fields", "labels", "template", "system"
 
 def task_class_from_file(path: Path) -> type[ChoiceTask]:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: task file not found")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    unknown = set(spec) - _KEYS
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    spec = read_yaml_mapping(path, _KEYS, "task file")
     for key in ("name", "data", "fields", "template"):
         if key not in spec:
             raise ConfigError(f"{path}: missing required key {key!r}")

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..data import read_yaml_mapping
 from ..errors import ConfigError
 
 _TOP = {"name", "title", "description", "runs", "variant", "tasks", "aggregate"}
@@ -65,17 +64,7 @@ class LeaderboardConfig:
 
 def load_config(path: str | Path) -> LeaderboardConfig:
     p = Path(path)
-    try:
-        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read leaderboard file ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    unknown = set(spec) - _TOP
-    if unknown:
-        raise ConfigError(f"{p}: unknown key(s) {', '.join(sorted(unknown))}")
+    spec = read_yaml_mapping(p, _TOP, "leaderboard file")
     if not spec.get("tasks"):
         raise ConfigError(f"{p}: `tasks` must list at least one task")
     aggregate = spec.get("aggregate") or {"method": "mean_normalised"}
