@@ -6,7 +6,10 @@ emobench's own targets (64-way request phase, resume of a finished 10k run, peak
 
 Every harness runs as a subprocess against `python -m emobench.testing.server` (a separate process)
 answering after 200 ms; wall time includes start-up. "Request phase" is first request to last reply
-as the server saw them. Ratios are to the ideal `items x latency / concurrency`.
+as the server saw them. Ratios are to the ideal `items x latency / concurrency`. Two floor rows
+(benchmarks/floor_client.py: a bare asyncio loop over the openai SDK, and one over plain aiohttp) run
+interleaved with emobench at concurrency 32 and 64, so that the harness's own cost and the SDK's are
+told apart.
 Writes benchmarks/results/harness.json and harness.md.
 """
 
@@ -31,6 +34,18 @@ PEER_FIGURES = {  # the issue's table, measured earlier on this machine class (f
     "lm-eval 0.4.13 (issue)": {"c1": 89.5, "c32": 11.4, "phase32": 2.63, "startup": 8.8, "rss": 449},
     "inspect_ai 0.3.285 (issue)": {"c1": 90.1, "c32": 9.2, "phase32": 5.1, "startup": 3.9, "rss": 187},
 }
+
+
+FLOORS = {"floor-sdk": "openai-sdk", "floor-aiohttp": "aiohttp"}  # row name -> floor_client.py mode
+NAMES = {"emobench": "**emobench** (`openai/…`)", "lm-eval": "lm-eval 0.4.13 (`local-chat-completions`)",
+         "inspect_ai": "inspect_ai 0.3.285 (`openai-api`)",
+         "floor-sdk": "floor: bare loop over the `openai` SDK, no harness",
+         "floor-aiohttp": "floor: bare loop over `aiohttp`, no SDK, no harness"}
+
+
+def floor_command(mode: str, task_yaml: Path, base_url: str, concurrency: int) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve().parent / "floor_client.py"), mode,
+            str(task_yaml.parent / "items.jsonl"), base_url, str(concurrency)]
 
 
 def emobench_command(task_yaml: Path, base_url: str, concurrency: int, out: Path, cache: bool = False) -> list[str]:
@@ -58,14 +73,18 @@ def compare_peers(work: Path, n: int, concurrencies: list[int], runs: int, peers
     folder = work / "compare"
     task_yaml = write_workload(folder, n)
     write_peer_tasks(folder)
-    harnesses = ["emobench"] + [p for p, why in peers.items() if why is None]
+    harnesses = ["emobench", *FLOORS] + [p for p, why in peers.items() if why is None]
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {h: {c: [] for c in concurrencies} for h in harnesses}
     with ServerProcess(latency=LATENCY) as server:
         for r in range(runs):  # interleaved: run r of every harness at every concurrency, then run r+1
             for c in concurrencies:
                 for h in harnesses:
                     stamp = f"{h}-c{c}-r{r}"
-                    if h == "emobench":
+                    if h in FLOORS:
+                        if c == 1:  # one call at a time leaves nothing for a floor to show
+                            continue
+                        cmd, henv = floor_command(FLOORS[h], task_yaml, server.base_url, c), env
+                    elif h == "emobench":
                         cmd, henv = emobench_command(task_yaml, server.base_url, c, folder / stamp), env
                     elif h == "lm-eval":
                         cmd = lm_eval_command(folder, server.base_url, c)
@@ -83,6 +102,8 @@ def compare_peers(work: Path, n: int, concurrencies: list[int], runs: int, peers
         for c in concurrencies:
             ideal = n * LATENCY / c
             rs = raw[h][c]
+            if not rs:
+                continue
             wall, phase = median([x["wall_s"] for x in rs]), median([x["request_phase_s"] for x in rs])
             summary[h][str(c)] = {
                 "ideal_s": ideal, "wall_s": wall, "wall_ratio": wall / ideal if wall else None,
@@ -94,16 +115,27 @@ def compare_peers(work: Path, n: int, concurrencies: list[int], runs: int, peers
             "peers_skipped": {p: why for p, why in peers.items() if why}, "harnesses": summary}
 
 
-def wide_concurrency(work: Path, n: int, env: dict[str, str]) -> dict[str, Any]:
-    """n calls at concurrency 64: the request phase against its ideal, and the concurrency the server saw."""
+def wide_concurrency(work: Path, n: int, runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """n calls at concurrency 64, emobench interleaved with the floors: each one's request phase against
+    the ideal (medians of `runs`), and the concurrency the server saw."""
     folder = work / "c64"
     task_yaml = write_workload(folder, n)
-    with ServerProcess(latency=LATENCY) as server:
-        res = one_run(server, emobench_command(task_yaml, server.base_url, 64, folder / "run"), env, folder)
     ideal = n * LATENCY / 64
-    res.update(items=n, ideal_s=ideal, request_phase_ratio=res["request_phase_s"] / ideal,
-               wall_ratio=res["wall_s"] / ideal)
-    return res
+    raw: dict[str, list[dict[str, Any]]] = {h: [] for h in ["emobench", *FLOORS]}
+    with ServerProcess(latency=LATENCY) as server:
+        for r in range(runs):
+            for h in raw:
+                cmd = floor_command(FLOORS[h], task_yaml, server.base_url, 64) if h in FLOORS \
+                    else emobench_command(task_yaml, server.base_url, 64, folder / f"run{r}")
+                raw[h].append(one_run(server, cmd, env, folder))
+    out: dict[str, Any] = {"items": n, "ideal_s": ideal, "runs": runs}
+    for h, rs in raw.items():
+        phase, wall = median([x["request_phase_s"] for x in rs]), median([x["wall_s"] for x in rs])
+        out[h] = {"request_phase_s": phase, "request_phase_ratio": phase / ideal, "wall_s": wall,
+                  "wall_ratio": wall / ideal, "peak_in_flight": max(x["peak_in_flight"] for x in rs),
+                  "all_replied": all(x["completed"] >= n and x["returncode"] == 0 for x in rs), "runs": rs}
+        print(f"  {h:14s} c=64: request phase {phase:.3f} s ({phase / ideal:.3f}x), wall {wall:.2f} s", flush=True)
+    return out
 
 
 def big_run_and_resume(work: Path, n: int, env: dict[str, str]) -> dict[str, Any]:
@@ -170,16 +202,22 @@ def markdown(data: dict[str, Any]) -> str:
              f"| harness | concurrency {c_lo} (ideal {n * LATENCY / c_lo:g} s) | concurrency {c_hi} "
              f"(ideal {n * LATENCY / c_hi:g} s) | request phase at {c_hi} | fixed start-up | peak RSS |",
              "|---|---|---|---|---|---|"]
-    names = {"emobench": "**emobench** (`openai/…`)", "lm-eval": "lm-eval 0.4.13 (`local-chat-completions`)",
-             "inspect_ai": "inspect_ai 0.3.285 (`openai-api`)"}
     for h, per_c in comp["harnesses"].items():
-        lo, hi = per_c[str(c_lo)], per_c[str(c_hi)]
-        lines.append(f"| {names.get(h, h)} | {fmt(lo['wall_s'])} s ({fmt(lo['wall_ratio'], 2)}×) | "
-                     f"{fmt(hi['wall_s'])} s ({fmt(hi['wall_ratio'], 2)}×) | {fmt(hi['request_phase_s'], 2)} s "
-                     f"({fmt(hi['request_phase_ratio'], 2)}×) | {fmt(hi['startup_s'])} s | "
-                     f"{fmt(max(lo['peak_rss_mb'], hi['peak_rss_mb']), 0)} MB |")
+        lo, hi = per_c.get(str(c_lo)), per_c[str(c_hi)]
+        low = f"{fmt(lo['wall_s'])} s ({fmt(lo['wall_ratio'], 2)}×)" if lo else "-"
+        rss = max(lo["peak_rss_mb"], hi["peak_rss_mb"]) if lo else hi["peak_rss_mb"]
+        lines.append(f"| {NAMES.get(h, h)} | {low} | {fmt(hi['wall_s'])} s ({fmt(hi['wall_ratio'], 2)}×) | "
+                     f"{fmt(hi['request_phase_s'], 2)} s ({fmt(hi['request_phase_ratio'], 2)}×) | "
+                     f"{fmt(hi['startup_s'])} s | {fmt(rss, 0)} MB |")
     for p, why in comp["peers_skipped"].items():
         lines.append(f"| {p} | {why} | | | | |")
+    w = data["c64"]
+    lines += ["", f"### {w['items']} calls at concurrency 64 (ideal {w['ideal_s']:g} s; medians of {w['runs']} "
+              "interleaved runs)", "", "| client | request phase | wall |", "|---|---|---|"]
+    for h in ["emobench", *FLOORS]:
+        x = w[h]
+        lines.append(f"| {NAMES[h]} | {x['request_phase_s']:.2f} s ({x['request_phase_ratio']:.3f}×) | "
+                     f"{x['wall_s']:.2f} s |")
     t = data["targets"]
     lines += ["", "### emobench targets", "", "| target | measured | goal | met |", "|---|---|---|---|"]
     for row in t:
@@ -199,17 +237,17 @@ def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
         if goal:
             rows.append({"target": f"wall at concurrency {c} / ideal", "measured": f"{per['wall_ratio']:.3f}×",
                          "goal": f"≤ {goal}×", "met": per["wall_ratio"] <= goal and per["all_replied"]})
-        peers = [comp[p][c]["wall_s"] for p in comp if p != "emobench" and comp[p][c]["all_replied"]]
+        peers = [comp[p][c]["wall_s"] for p in comp if p != "emobench" and p not in FLOORS and comp[p][c]["all_replied"]]
         if peers:
             rows.append({"target": f"faster than every peer at concurrency {c}",
                          "measured": f"{per['wall_s']:.2f} s vs {min(peers):.2f} s", "goal": "faster",
                          "met": per["wall_s"] < min(peers)})
-    w = data["c64"]
+    w, e = data["c64"], data["c64"]["emobench"]
     rows.append({"target": f"{w['items']} calls at concurrency 64: request phase / ideal",
-                 "measured": f"{w['request_phase_ratio']:.3f}× ({w['request_phase_s']:.2f} s)", "goal": "≤ 1.05×",
-                 "met": w["request_phase_ratio"] <= 1.05})
-    rows.append({"target": "server-observed peak concurrency", "measured": str(w["peak_in_flight"]), "goal": "64",
-                 "met": w["peak_in_flight"] == 64})
+                 "measured": f"{e['request_phase_ratio']:.3f}× ({e['request_phase_s']:.2f} s)", "goal": "≤ 1.05×",
+                 "met": e["request_phase_ratio"] <= 1.05 and e["all_replied"]})
+    rows.append({"target": "server-observed peak concurrency", "measured": str(e["peak_in_flight"]), "goal": "64",
+                 "met": e["peak_in_flight"] == 64})
     b = data["big"]
     rows.append({"target": f"re-run a finished {b['items']}-sample run: model calls",
                  "measured": str(b["rerun"]["requests"]), "goal": "0", "met": b["rerun"]["requests"] == 0})
@@ -263,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[1/6] peer comparison: {n} items, concurrency 1 and 32, {runs} run(s)", flush=True)
         data["compare"] = compare_peers(work, n, [1, 32], runs, peers, env)
         print("[2/6] 1,000 calls at concurrency 64", flush=True)
-        data["c64"] = wide_concurrency(work, 200 if quick else 1000, env)
+        data["c64"] = wide_concurrency(work, 200 if quick else 1000, runs, env)
         print("[3/6] finished run re-run and peak RSS", flush=True)
         data["big"] = big_run_and_resume(work, 2000 if quick else 10_000, env)
         print("[4/6] emobench --help", flush=True)

@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _common import LABELS, PEERS_VENV
+from _common import PEERS_VENV
+
+from emobench.testing.workload import PROMPT_TAIL
 
 LM_EVAL = "lm-eval==0.4.13"
 INSPECT = "inspect-ai==0.3.285"
-PROMPT_TAIL = ("Which feeling fits best?\n" + "\n".join(f"{chr(65 + i)}) {lab}" for i, lab in enumerate(LABELS))
-               + '\nReply with a JSON block {"answer": "<letter>"}.')
 
 
 def venv_python() -> Path:

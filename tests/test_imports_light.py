@@ -39,3 +39,24 @@ def test_an_api_run_imports_no_model_library(server, tmp_path):
                      "--limit", "3", "-o", str(tmp_path / "run"), "--no-cache")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "HEAVY []" in proc.stdout
+
+
+def test_console_exit_flushes_output_runs_exit_handlers_and_keeps_the_code(tmp_path):
+    """`entry()` skips only the interpreter's module teardown: piped output arrives whole, atexit
+    handlers run, and the command's exit code comes through (0 for `list`, 2 for a user error)."""
+    marker = tmp_path / "atexit-ran"
+    script = ("import atexit, pathlib, sys\n"
+              f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+              "from emobench.cli import entry\n"
+              "sys.argv = ['emobench', *sys.argv[1:]]\n"
+              "entry()\n")
+    listed = subprocess.run([sys.executable, "-c", script, "list", "tasks"], capture_output=True, text=True,
+                            timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert marker.read_text() == "yes"
+    lines = listed.stdout.splitlines()
+    assert any(line.startswith("vignettes ") for line in lines) and len(lines) >= 8
+    bad = subprocess.run([sys.executable, "-c", script, "run", "--model", "nosuch/model", "--limit", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("emobench: error: unknown model spec")

@@ -9,6 +9,10 @@ import json
 from pathlib import Path
 
 LABELS = ["joy", "sadness", "anger", "fear"]
+# What follows the item text in the peers' and the floor clients' prompts (emobench renders TASK_YAML's
+# template, which says the same).
+PROMPT_TAIL = ("Which feeling fits best?\n" + "\n".join(f"{chr(65 + i)}) {lab}" for i, lab in enumerate(LABELS))
+               + '\nReply with a JSON block {"answer": "<letter>"}.')
 TASK_YAML = """\
 name: {name}
 description: synthetic single-call chat items (emobench.testing.workload)
