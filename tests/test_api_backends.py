@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
 
@@ -84,8 +85,11 @@ def test_concurrency_limit_is_respected(make_server, tmp_path):
     srv = make_server(latency=0.05)
     config = RunConfig(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], concurrency=3,
                        output=str(tmp_path / "run"), use_cache=False, quiet=True)
+    collector = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
     asyncio.run(run(config))
     assert srv.state.peak_in_flight == 3
+    # the run tunes the garbage collector for its own duration only (tests and notebooks run many)
+    assert (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == collector
 
 
 def test_cache_serves_repeated_run_without_calls(make_server, tmp_path):
