@@ -75,7 +75,7 @@ class OpenAIBackend(Backend):
             raise _status_error(exc.status_code, exc.response.headers, str(exc)) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from None
-        except (openai.APIResponseValidationError, ValueError) as exc:  # truncated or non-JSON body
+        except ValueError as exc:  # a truncated or non-JSON body (the SDK hands it over as text, unchecked)
             raise Retryable(f"malformed response: {type(exc).__name__}") from None
         return _completion(body, time.perf_counter() - start)
 
