@@ -4,8 +4,13 @@
    batched pass over its KV cache) vs one full forward pass per option. Target: >= 2x, identical scores.
 2. llamacpp backend (embedded GGUF) vs raw llama-cpp-python `create_chat_completion` on the same prompts,
    greedy. Target: emobench >= 0.9x raw items/s.
+3. llamacpp log-likelihoods on the default suite (vignettes, no data needed): prompts evaluated in fixed
+   chunks (what the backend does) vs the previous reuse of the longest cached prefix (emulated here, for
+   the comparison only), in alternating blocks so that both see the same machine load. Also checks that
+   the backend's scores are bit-identical when the items are asked in the reverse order on a fresh model.
 
     python benchmarks/bench_local.py --data-dir ../shared/datasets --items 40 [--json out.json]
+    python benchmarks/bench_local.py --only llamacpp_ll --items 192
 """
 
 from __future__ import annotations
@@ -82,24 +87,87 @@ def bench_llamacpp(task, samples, max_tokens: int) -> dict:
             "same_text": f"{sum(a == b for a, b in zip(raw_texts, our_texts, strict=True))}/{len(prompts)}"}
 
 
+def bench_llamacpp_loglikelihood(n: int, block: int = 24) -> dict:
+    from emobench.models import make_backend
+    from emobench.registry import make_task
+
+    jobs = []
+    for name in ("vignettes", "vignettes_affect"):
+        task = make_task(name, {}, None)
+        jobs += [(task.render(s), [task.continuation(a, s) for a in task.answer_space(s)])
+                 for s in task.split_samples("test")]
+    jobs = jobs[:n]
+    backend = make_backend(None)
+    llm, real_eval = backend._llm, backend._llm.eval
+
+    def longest_prefix(tokens: list[int]) -> None:  # the reuse this backend had before, for comparison
+        cached = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        keep = 0
+        while keep < min(len(cached), len(tokens) - 1) and cached[keep] == tokens[keep]:
+            keep += 1
+        llm.n_tokens = keep
+        llm.eval(tokens[keep:])
+
+    primes = {"longest_prefix": longest_prefix, "fixed_chunks": backend._prime}
+    spent = dict.fromkeys(primes, 0.0)
+    evaluated = dict.fromkeys(primes, 0)
+
+    def counted(mode: str):
+        def prime(tokens: list[int]) -> None:
+            sizes: list[int] = []
+            llm.eval = lambda batch: (sizes.append(len(batch)), real_eval(batch))
+            try:
+                primes[mode](tokens)
+            finally:
+                del llm.eval
+            evaluated[mode] += sum(sizes)
+        return prime
+
+    asyncio.run(backend.loglikelihood(*jobs[0]))  # warm-up
+    scores = []
+    for begin in range(0, len(jobs), block):  # alternating blocks: both modes see the same machine load
+        for mode in primes:
+            backend._prime, backend._aligned = counted(mode), 0  # a block never trusts the other's cache
+            start = time.perf_counter()
+            out = [asyncio.run(backend.loglikelihood(m, c)) for m, c in jobs[begin: begin + block]]
+            spent[mode] += time.perf_counter() - start
+            scores += out if mode == "fixed_chunks" else []
+    fresh = make_backend(None)
+    reverse = [asyncio.run(fresh.loglikelihood(m, c)) for m, c in reversed(jobs)][::-1]
+    return {"items": len(jobs), "eval_chunk": backend.eval_chunk,
+            "fixed_chunks_items_per_s": len(jobs) / spent["fixed_chunks"],
+            "longest_prefix_items_per_s": len(jobs) / spent["longest_prefix"],
+            "ratio": spent["longest_prefix"] / spent["fixed_chunks"], "prompt_tokens_evaluated": evaluated,
+            "bit_identical_in_reverse_order": f"{sum(a == b for a, b in zip(scores, reverse, strict=True))}/{len(jobs)}"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", default=os.environ.get("EMOBENCH_DATA_DIR"))
     p.add_argument("--items", type=int, default=40)
     p.add_argument("--max-tokens", type=int, default=16)
-    p.add_argument("--only", choices=["hf", "llamacpp"], default=None)
+    p.add_argument("--only", choices=["hf", "llamacpp", "llamacpp_ll"], default=None)
     p.add_argument("--json", default=None, help="also write the figures here")
     args = p.parse_args()
+    results: dict = {"cpu_count": os.cpu_count()}
+    if args.only in (None, "llamacpp_ll"):
+        results["llamacpp_loglikelihood"] = bench_llamacpp_loglikelihood(args.items)
+        print("llamacpp log-likelihood:", json.dumps(results["llamacpp_loglikelihood"]))
+    if args.only == "llamacpp_ll":
+        return _write(results, args.json)
     task, samples = load_items(args.data_dir, args.items)
-    results = {"cpu_count": os.cpu_count()}
     if args.only in (None, "hf"):
         results["hf_loglikelihood"] = bench_hf_loglikelihood(task, samples)
         print("hf log-likelihood:", json.dumps(results["hf_loglikelihood"]))
     if args.only in (None, "llamacpp"):
         results["llamacpp_generate"] = bench_llamacpp(task, samples, args.max_tokens)
         print("llamacpp generate:", json.dumps(results["llamacpp_generate"]))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+    _write(results, args.json)
+
+
+def _write(results: dict, path: str | None) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)
 
 

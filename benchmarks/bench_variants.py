@@ -17,7 +17,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from emobench.runner import RunConfig, run
+from emobench.manifest import RunConfig
+from emobench.runner import run
 from emobench.testing.server import LoopbackServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent

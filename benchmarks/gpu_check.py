@@ -45,6 +45,7 @@ def main() -> int:
     task = make_task("emobench_ea", {"lang": "en"}, args.data_dir)
     samples = [s for _, s in zip(range(args.items), task.load_samples("test"), strict=False)]
     backend = make_backend("hf/smollm2", {"batch_size": 32})
+    report["environment"] = backend.environment()  # torch/transformers/CUDA/cuDNN versions and the GPU
     jobs = [(task.render(s), [task.continuation(a, s) for a in task.answer_space(s)]) for s in samples]
     timing = {}
     for mode in ("per_option", "shared"):

@@ -1,4 +1,4 @@
-"""Leakage audit for keyword-free vignette batteries (METHODS.md §8).
+"""Leakage audit for keyword-free vignette batteries (the guarantees of AIPsy-Affect, arXiv 2604.23719).
 
 A keyword-free item must let a reader infer the emotion from the situation only. Three checks catch
 items that leak it some other way:
@@ -43,6 +43,9 @@ _SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]
 
 @dataclass(frozen=True)
 class Item:
+    """One battery item. `emotion` is a Plutchik primary (None for neutral items); `label` keeps the
+    dataset's own emotion value where it has one (AIPsy-Affect's "rage", "terror", ...)."""
+
     id: str
     pair_id: str
     kind: str
@@ -50,6 +53,7 @@ class Item:
     text: str
     path: str = ""
     line: int = 0
+    label: str | None = None
 
     @property
     def keyword_free(self) -> bool:

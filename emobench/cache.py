@@ -1,9 +1,11 @@
 """The response cache: SQLite in WAL mode, keyed by a hash of the exact request.
 
-The key covers the model's identity (backend, model, base URL, model args; never a key), the messages,
-the generation parameters and the draw number, so a cached answer is only reused for a request that
-would be identical. Several processes may share one cache file: WAL lets readers and a writer work at
-once, and `busy_timeout` makes concurrent writers wait instead of failing.
+The key covers the model's identity (backend, model, base URL, model args; never a credential), the
+messages, the generation parameters (among them the per-request seed derived from the run's `--seed`)
+and the draw number, so a cached answer is only reused for a request that would be identical. The
+backend's `environment()` (library versions, CPU features, device) is deliberately not part of it.
+Several processes may share one cache file: WAL lets readers and a writer work at once, and
+`busy_timeout` makes concurrent writers wait instead of failing.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The `emobench` command. Each subcommand lives in `emobench/commands/<name>.py` and is imported only
 when used, so `emobench --help` stays fast and never loads a model library.
 
-A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
-User errors (EmobenchError) print one line on stderr and exit with their code (2), never a traceback.
+A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, the
+exit code, one of the codes in `emobench.errors` (0 ok, 1 a check failed, 2 bad input, 3 model calls
+failed). User errors (EmobenchError) print one line on stderr and exit with their code (2), never a
+traceback.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "refine": "optimise a task's instruction on its dev split (APOLO-style agents)",
     "export": "export tasks for other harnesses (lm-eval)",
     "doctor": "check a model backend: device, dtype, chat template, three canned prompts",
+    "probe": "probe a model's hidden states for affect reception and emotion categorization",
 }
 
 

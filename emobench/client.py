@@ -4,6 +4,10 @@ Variants talk to a ModelClient, never to a backend directly, so every variant ge
 guarantees: a request already answered (in this run or any earlier one) is served from the cache, at
 most `concurrency` calls are in flight, transient failures are retried with exponential backoff and
 jitter (Retry-After honoured), and each call's tokens, latency and price are added to the sample's Usage.
+
+The run's `seed` becomes a per-request seed (`derive_seed`: run seed, messages, parameters, draw) in the
+request's GenParams: it is sent to the model, used by local backends to sample, and part of the cache
+key, so another `--seed` gives new draws and the same seed the same ones, whatever the scheduling.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -27,7 +31,7 @@ from tenacity import (
 
 from .cache import ResponseCache, request_key
 from .errors import ModelCallError
-from .models.base import Backend, Retryable, Unsupported, redact
+from .models.base import Backend, Retryable, Unsupported, derive_seed, redact
 from .types import ChatRequest, Completion, GenParams, Message, Usage
 
 MAX_RETRY_AFTER_S = 60.0
@@ -45,7 +49,8 @@ class CallStats:
 class ModelClient:
     def __init__(self, backend: Backend, cache: ResponseCache | None = None, concurrency: int = 8,
                  max_retries: int = 6, timeout: float = 120.0, system_prompt: str | None = None,
-                 gen_overrides: dict[str, Any] | None = None, backoff_initial: float = 0.5):
+                 gen_overrides: dict[str, Any] | None = None, backoff_initial: float = 0.5,
+                 seed: int | None = None):
         self.backend = backend
         self.cache = cache
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
@@ -54,6 +59,7 @@ class ModelClient:
         self.system_prompt = system_prompt
         self.gen_overrides = {k: v for k, v in (gen_overrides or {}).items() if v is not None}
         self.backoff_initial = backoff_initial
+        self.seed = seed
         self.stats = CallStats()
         self.identity = backend.identity()
         self.price = model_price(backend.kind, backend.model)
@@ -77,8 +83,15 @@ class ModelClient:
             return (head, *messages[1:])
         return ({"role": "system", "content": self.system_prompt}, *messages)
 
-    async def chat(self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0) -> Completion:
+    def request(self, messages: list[Message], params: GenParams, draw: int = 0) -> ChatRequest:
+        """The exact request sent (and cached): system prompt, overrides and the per-request seed applied."""
         request = ChatRequest(self._messages(messages), params.merged(**self.gen_overrides), draw)
+        if self.seed is None:
+            return request
+        return replace(request, params=replace(request.params, seed=derive_seed(self.seed, request)))
+
+    async def chat(self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0) -> Completion:
+        request = self.request(messages, params, draw)
         key = request_key(self.identity, request.cache_payload())
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             usage.cached_calls += 1

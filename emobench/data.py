@@ -1,7 +1,8 @@
 """Reading dataset files safely: every malformed row is reported with its file and line.
 
 Public datasets are loaded from a local folder (`--data-dir` / `EMOBENCH_DATA_DIR`) when the user names
-one, else from the Hugging Face hub through `datasets`. Nothing is copied into the project.
+one, else from the Hugging Face hub through `datasets`; `hub_unavailable` decides, within seconds, when
+the hub cannot be used. Nothing is copied into the project.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import DataError
 
@@ -133,10 +137,43 @@ def find_local(data_root: Path | None, *candidates: str) -> Path | None:
     return None
 
 
+HUB_CONNECT_TIMEOUT_S = 5.0  # the one attempt to reach the hub; the libraries' own retries take 25 s and more
+_OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def hub_unavailable() -> str | None:
+    """Why the Hugging Face hub cannot be used now, or None when it answered.
+
+    This is the one place that decides, for every hub access, so that a machine without network gets
+    the same clear error within seconds instead of sitting in the hub libraries' retries (5 retries with
+    backoff per file: 25 s per dataset, minutes for a whole suite). The offline switches are read at
+    call time: the libraries read them once, at import, which may be before a test or a notebook sets
+    them. Otherwise the answer is one request to the endpoint, remembered for the process.
+    """
+    for name in _OFFLINE_SWITCHES:
+        if os.environ.get(name, "").lower() in ("1", "true", "yes", "on"):
+            return f"{name} is set"
+    from huggingface_hub import constants  # noqa: PLC0415 - only needed without --data-dir
+
+    return _probe(constants.ENDPOINT)
+
+
+@cache
+def _probe(endpoint: str) -> str | None:
+    from huggingface_hub import get_session  # noqa: PLC0415 - the libraries' own client: same proxies, same TLS
+
+    try:
+        get_session().head(endpoint, timeout=HUB_CONNECT_TIMEOUT_S)
+    except Exception as exc:  # refused, DNS failure, timeout, proxy error: any of them means no hub
+        url = urlsplit(endpoint)  # printed without any user:password the endpoint may carry
+        where = f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "")
+        return f"the hub at {where} cannot be reached ({type(exc).__name__})"
+    return None
+
+
 def hub_offline() -> bool:
-    """True when the user asked for no hub traffic (HF_HUB_OFFLINE), read at call time: the hub
-    libraries read it once at import, which may be before a test or a notebook sets it."""
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    """True when the hub must not be contacted; a loader may still read the hub libraries' local cache."""
+    return hub_unavailable() is not None
 
 
 def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: str = "train",
@@ -145,23 +182,40 @@ def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: 
 
     `datasets` is imported lazily: it is slow to import and only needed when data comes from the hub.
     """
-    if hub_offline():
-        raise DataError(f"hf://{repo_id}", "HF_HUB_OFFLINE is set, so the hub cannot be reached; "
-                        "pass --data-dir with the original files")
+    reason = hub_unavailable()
     try:
         import datasets  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
         raise DataError(repo_id, "the `datasets` package is required to load from the hub") from exc
+    kwargs: dict[str, Any] = {"split": split}
+    if data_files is not None:
+        kwargs["data_files"] = data_files
     try:
-        kwargs: dict[str, Any] = {"split": split}
-        if data_files is not None:
-            kwargs["data_files"] = data_files
-        ds = datasets.load_dataset(repo_id, name, **kwargs)
-    except Exception as exc:  # network errors, missing repo, offline mode
-        raise DataError(f"hf://{repo_id}", f"could not load from the Hugging Face hub ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0][:200]}); pass --data-dir with the original files") from None
+        with _cache_only(datasets, reason is not None):
+            ds = datasets.load_dataset(repo_id, name, **kwargs)
+    except Exception as exc:  # missing repo or file, a server error, not in the cache while offline
+        why = (f"{reason}, and the dataset is not in the local `datasets` cache" if reason is not None else
+               f"could not load from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+        raise DataError(f"hf://{repo_id}", f"{why}; pass --data-dir with the original files") from None
     for i, row in enumerate(ds, start=1):
         yield i, dict(row)
+
+
+@contextmanager
+def _cache_only(datasets: Any, offline: bool) -> Iterator[None]:
+    """Without a hub, `datasets` may still serve a dataset it downloaded before (no request at all in
+    its offline mode); it reads its offline switch once, at import, so the switch is set here."""
+    if not offline:
+        yield
+        return
+    from huggingface_hub import constants  # noqa: PLC0415
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
 
 
 def check_unique_ids(path: str | Path, ids_lines: list[tuple[str, int]]) -> None:

@@ -2,16 +2,18 @@
 
 Proportions use the Wilson score interval (exact enough at small n, never outside [0, 1]); every other
 metric uses a percentile bootstrap over samples with a fixed seed, so the same records always give the
-same interval. Paired statistics (deltas between two runs) are in `emobench.compare`.
+same interval. Paired statistics (deltas between two runs) are in `emobench.paired`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from .types import Metric
 Z95 = 1.959963984540054
 BOOTSTRAP_SEED = 20240601
 BOOTSTRAP_ROUNDS = 1000
+_INTERVALS = contextvars.ContextVar("emobench_intervals", default=True)
 
 
 def wilson(successes: float, n: int) -> tuple[float, float]:
@@ -54,9 +57,23 @@ def mean(values: Sequence[float]) -> Metric:
     return Metric(float(arr.mean()), lo, hi, int(arr.size))
 
 
+@contextmanager
+def point_estimates_only() -> Iterator[None]:
+    """Within this block `bootstrap_ci` returns NaN at once: for callers that recompute a task's
+    aggregate on thousands of resamples (the `compare` gate) and read only its point values, where
+    every nested 1,000-round interval would multiply the cost a thousandfold."""
+    token = _INTERVALS.set(False)
+    try:
+        yield
+    finally:
+        _INTERVALS.reset(token)
+
+
 def bootstrap_ci(data: Any, statistic: Callable[[Any], float], rounds: int = BOOTSTRAP_ROUNDS,
                  seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap. `data` is an array (rows are resampled) or a tuple of aligned arrays."""
+    if not _INTERVALS.get():
+        return (float("nan"), float("nan"))
     arrays = data if isinstance(data, tuple) else (data,)
     n = len(arrays[0])
     if n == 0:

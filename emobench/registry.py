@@ -138,10 +138,30 @@ def make_task(name: str, args: dict[str, Any], data_dir: str | None = None,
     cls = all_tasks(task_files)[name]
     mine: dict[str, Any] = {}
     for key, value in args.items():
-        if "." in key:
-            task_name, _, sub = key.rpartition(".")
-            if task_name == name:
-                mine[sub] = value
-        elif key in cls.arg_defaults or key in COMMON_ARGS:
+        task_name, scoped, sub = key.rpartition(".")
+        if scoped and task_name == name:
+            mine[sub] = value
+        elif not scoped and _accepts(cls, key):
             mine[key] = value
     return cls(data_dir=data_dir, **mine)
+
+
+def make_tasks(names: list[str], args: dict[str, Any], data_dir: str | None = None,
+               task_files: list[str] | tuple[str, ...] = ()) -> list[Task]:
+    """The selected tasks of a run. A `--task-arg` that none of them takes is an error rather than
+    ignored: a typo such as `protcol=paper` would otherwise run the default protocol, and a
+    `task.key` for a task not selected would change nothing."""
+    classes = all_tasks(task_files)
+    for key in args:
+        task_name, scoped, _ = key.rpartition(".")
+        if scoped and task_name not in names:
+            raise ConfigError(f"--task-arg {key}: task {task_name!r} is not selected (selected: "
+                              f"{', '.join(names)})")
+        if not scoped and not any(_accepts(classes[n], key) for n in names):
+            known = "; ".join(f"{n} ({', '.join([*classes[n].arg_defaults, *COMMON_ARGS])})" for n in names)
+            raise ConfigError(f"--task-arg {key}: no selected task takes it; known: {known}")
+    return [make_task(name, args, data_dir, task_files) for name in names]
+
+
+def _accepts(cls: type[Task], key: str) -> bool:
+    return key in cls.arg_defaults or key in COMMON_ARGS

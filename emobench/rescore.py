@@ -1,14 +1,16 @@
 """Scoring replies that are already written down: `emobench rescore` and `emobench import`.
 
-Both replay recorded replies through the runner's own `answer_sample` (so parsing, voting over draws,
-scoring, outcomes and record building are exactly those of a live run) and the results through
-`build_results`. Nothing here calls a model: the replay backend refuses to generate.
+Both score recorded replies on the runner's own path (`emobench.scoring`: parsing, voting over draws,
+scoring, outcomes and the record of a sample are exactly those of a live run) and rebuild the results
+with `build_results`. Nothing here calls a model: the replay backend refuses to generate.
 
 - rescore: the run directory's samples.jsonl is the source of truth for what the model said; each
   non-error record is parsed and scored again with the current task code, its parsed/target/score/
-  outcome/error fields are rewritten (the first rescore keeps the original file as
-  samples.jsonl.orig) and results.json is rebuilt. Samples come from `imported_samples.jsonl` when the
-  run was imported, else from the task's loader (so a fixed label is picked up).
+  outcome/error fields (and `metadata.strict_parse`) are rewritten (the first rescore keeps the
+  original file as samples.jsonl.orig) and results.json is rebuilt. Samples come from
+  `imported_samples.jsonl` when the run was imported, else from the task's loader through the same
+  preparation as the run (its manifest's task args, `dev_size` hold-out, split and limit), so a fixed
+  label is picked up and every recorded sample is found again.
 - import: predictions made elsewhere (a generic `sample_id, prediction` JSONL/CSV, or a task's own
   native result files such as the EmoBench authors' CSVs) become a run directory with the same schema
   as `emobench run`.
@@ -16,9 +18,7 @@ scoring, outcomes and record building are exactly those of a live run) and the r
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import itertools
 import json
 import shutil
 import time
@@ -30,15 +30,23 @@ from typing import Any
 from . import __version__, data
 from .client import ModelClient
 from .errors import ConfigError, DataError
+from .manifest import (
+    PreparedTask,
+    RunConfig,
+    build_manifest,
+    dataset_fingerprint,
+    git_commit,
+    manifest_hash,
+    prepare_tasks,
+)
 from .models.base import Backend, Unsupported
 from .registry import make_task, resolve_task_names
 from .results import build_results
-from .runner import PreparedTask, RunConfig, build_manifest, git_commit, manifest_hash
-from .runner import answer_sample as _answer_sample
 from .runstore import RunDirError, RunStore, atomic_write
+from .scoring import sample_record, score_replies
 from .task import Task
-from .types import ChatRequest, Completion, Sample, Usage, record_key, stable_hash
-from .variants import Variant, VariantOutput
+from .types import ChatRequest, Completion, Sample, Usage, record_key
+from .variants import Variant
 
 IMPORTED_SAMPLES = "imported_samples.jsonl"
 PREDICTION_KEYS = ("prediction", "predictions", "response")
@@ -53,30 +61,16 @@ class ReplayBackend(Backend):
         raise Unsupported("recorded replies only: this run was imported or rescored, not generated")
 
 
-class ReplayVariant(Variant):
-    """Answers with the replies it is given (one per draw) instead of asking a model."""
-
-    name = "direct"
+class RecordedVariant(Variant):
+    """Names the variant that made the recorded replies (record keys and results keep it); asks nothing."""
 
     def __init__(self, name: str = "direct", config: dict[str, Any] | None = None):
         super().__init__()
-        self.name = name  # the recorded variant's name, so record keys stay the same
+        self.name = name
         self._config = config or {"name": name}
-        self.replies: list[str] = []
-        self.trace: dict[str, Any] = {}
-        self.prompt: list[dict[str, str]] | None = None
 
     def config(self) -> dict[str, Any]:
         return self._config
-
-    async def answer(self, task: Task, sample: Sample, client: ModelClient, usage: Usage) -> VariantOutput:
-        return VariantOutput(list(self.replies), self.prompt or task.render(sample), dict(self.trace))
-
-
-async def _replay(task: Task, variant: ReplayVariant, sample: Sample, replies: list[str], client: ModelClient,
-                  trace: dict[str, Any] | None = None, prompt: list[dict[str, str]] | None = None):
-    variant.replies, variant.trace, variant.prompt = replies, trace or {}, prompt
-    return await _answer_sample(task, variant, sample, client)
 
 
 def _client(backend: Backend) -> ModelClient:
@@ -93,51 +87,48 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None,
     if state is None or not store.samples_path.exists():
         raise RunDirError(f"{store.dir}: not a run directory (no manifest.json / samples.jsonl)")
     manifest, mhash = state["manifest"], state["manifest_hash"]
-    imported = _read_imported_samples(store.dir)
-    prepared, samples_by_task = [], {}
-    for name, spec in manifest["tasks"].items():
-        task = make_task(name, spec.get("args") or {}, data_dir, list(task_files))
-        if imported is not None:
-            samples = [s for s in imported if s.metadata.get("_task", name) == name]
-        else:
-            limit = manifest.get("limit")
-            samples = list(itertools.islice(task.load_samples(manifest.get("split", "test")), limit))
-        fingerprint = stable_hash([s.fingerprint_payload() for s in samples])[:16]
-        prepared.append(PreparedTask(task, samples, fingerprint))
-        samples_by_task[name] = {s.id: s for s in samples}
-    variants = [ReplayVariant(name, cfg) for name, cfg in manifest.get("variants", {}).items()]
-    by_name = {v.name: v for v in variants}
-    client = _client(ReplayBackend(manifest["model"].get("model", "recorded")))
-
+    prepared = _recorded_tasks(store.dir, manifest, data_dir, list(task_files))
+    variants = [RecordedVariant(name, cfg) for name, cfg in manifest.get("variants", {}).items()]
     records = list(store.iter_records())
-    changed, missing = 0, 0
-
-    async def rescore_all() -> None:
-        nonlocal changed, missing
-        for rec in records:
-            if rec["outcome"] == "error":
-                continue
-            sample = samples_by_task.get(rec["task"], {}).get(rec["sample_id"])
-            if sample is None or rec["variant"] not in by_name:
-                missing += 1
-                continue
-            task = next(p.task for p in prepared if p.task.name == rec["task"])
-            meta = rec.get("metadata") or {}
-            replies = list(meta.get("responses") or [rec.get("response") or ""])
-            new = await _replay(task, by_name[rec["variant"]], sample, replies, client, meta.get("trace"))
-            before = (rec["parsed"], rec["score"], rec["outcome"])
-            rec.update(parsed=_jsonable(new.parsed), target=_jsonable(new.target), score=new.score,
-                       outcome=new.outcome, error=new.error)
-            changed += before != (rec["parsed"], rec["score"], rec["outcome"])
-
-    asyncio.run(rescore_all())
+    changed, missing = _rescore_records(records, prepared, {v.name for v in variants})
     backup = store.dir / "samples.jsonl.orig"
     if not backup.exists():
         shutil.copyfile(store.samples_path, backup)
     atomic_write(store.samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
     old_run = _old_run_section(store)
+    client = _client(ReplayBackend(manifest["model"].get("model", "recorded")))
     results = build_results(store, prepared, variants, manifest, mhash, client, time.time(),
                             RunConfig(concurrency=old_run.get("concurrency", 1)))
+    _note_changed_datasets(results, prepared, manifest)
+    results["run"] = {**results["run"], **{k: v for k, v in old_run.items() if k != "rescored"},
+                      "rescored": {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                   "harness_version": __version__, "git_commit": git_commit(),
+                                   "records_changed": changed, "records_without_sample": missing}}
+    store.write_results(results)
+    return results
+
+
+def _rescore_records(records: list[dict[str, Any]], prepared: list[PreparedTask],
+                     variants: set[str]) -> tuple[int, int]:
+    """Rescore the non-error records in place; (records whose verdict changed, records left as they
+    were because no sample or variant of the run matches them)."""
+    samples = {p.task.name: (p.task, {s.id: s for s in p.samples}) for p in prepared}
+    changed, missing = 0, 0
+    for rec in records:
+        if rec["outcome"] == "error":
+            continue
+        task, by_id = samples.get(rec["task"], (None, {}))
+        sample = by_id.get(rec["sample_id"])
+        if task is None or sample is None or rec["variant"] not in variants:
+            missing += 1
+            continue
+        before = (rec["parsed"], rec["score"], rec["outcome"])
+        _rescore_record(rec, task, sample)
+        changed += before != (rec["parsed"], rec["score"], rec["outcome"])
+    return changed, missing
+
+
+def _note_changed_datasets(results: dict[str, Any], prepared: list[PreparedTask], manifest: dict[str, Any]) -> None:
     for p in prepared:
         recorded = manifest["tasks"][p.task.name].get("dataset_fingerprint")
         if recorded and recorded != p.fingerprint:
@@ -145,12 +136,33 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None,
                 if entry["task"] == p.task.name:
                     entry["note"] = (entry.get("note", "") + " the dataset differs from the one of the original "
                                      "run (fingerprint changed); samples were matched by id").strip()
-    results["run"] = {**results["run"], **{k: v for k, v in old_run.items() if k != "rescored"},
-                      "rescored": {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "harness_version": __version__, "git_commit": git_commit(),
-                                   "records_changed": changed, "records_without_sample": missing}}
-    store.write_results(results)
-    return results
+
+
+def _recorded_tasks(run_dir: Path, manifest: dict[str, Any], data_dir: str | None,
+                    task_files: list[str]) -> list[PreparedTask]:
+    """The run's tasks and samples: an imported run's own samples, else the samples `emobench run`
+    asked, prepared the same way from the manifest (task args incl. dev_size, split, limit)."""
+    imported = _read_imported_samples(run_dir)
+    prepared = []
+    for name, spec in manifest["tasks"].items():
+        args = dict(spec.get("args") or {})
+        if imported is not None:
+            task = make_task(name, args, data_dir, task_files)
+            own = [s for s in imported if s.metadata.get("_task", name) == name]
+            prepared.append(PreparedTask(task, own, dataset_fingerprint(own)))
+            continue
+        config = RunConfig(tasks=name, task_args=args, task_files=task_files, split=manifest.get("split", "test"),
+                           limit=manifest.get("limit"), data_dir=data_dir)
+        prepared.extend(prepare_tasks(config))
+    return prepared
+
+
+def _rescore_record(rec: dict[str, Any], task: Task, sample: Sample) -> None:
+    """Score the record's recorded replies (every draw) again; only the verdict fields change."""
+    meta = rec.get("metadata") or {}
+    scored = score_replies(task, sample, list(meta.get("responses") or [rec.get("response") or ""]))
+    rec.update(parsed=_jsonable(scored.parsed), target=_jsonable(sample.target), score=scored.score,
+               outcome=scored.outcome, error=scored.error, metadata=scored.annotate(meta))
 
 
 def _old_run_section(store: RunStore) -> dict[str, Any]:
@@ -221,8 +233,8 @@ def import_predictions(paths: Sequence[str | Path], task_name: str, run_dir: str
     samples = [s for s, _ in pairs]
     sources = [{"file": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths]
     backend = ReplayBackend(model_name, imported_from=sources)
-    variant = ReplayVariant("direct", {"name": "direct", "imported": True})
-    prepared = [PreparedTask(task, samples, stable_hash([s.fingerprint_payload() for s in samples])[:16])]
+    variant = RecordedVariant("direct", {"name": "direct", "imported": True})
+    prepared = [PreparedTask(task, samples, dataset_fingerprint(samples))]
     config = RunConfig(model=f"import/{model_name}", tasks=task.name, task_args=dict(task.args), split=split,
                        data_dir=data_dir, concurrency=1)
     manifest = build_manifest(config, backend, prepared, [variant])
@@ -230,26 +242,21 @@ def import_predictions(paths: Sequence[str | Path], task_name: str, run_dir: str
     started = time.time()
     store.write_state(manifest, mhash, "running")
     _write_imported_samples(store.dir, samples, task.name)
-    client = _client(backend)
-
-    async def replay_all() -> None:
-        store.open_for_append()
-        try:
-            for sample, replies in pairs:
-                store.append(await _replay(task, variant, sample, replies, client))
-        finally:
-            store.close()
-
-    asyncio.run(replay_all())
+    store.open_for_append()
+    try:
+        for sample, replies in pairs:
+            store.append(sample_record(task, variant.name, sample, None, replies, {}, Usage(), 0.0))
+    finally:
+        store.close()
     store.compact([record_key(task.name, variant.name, s.id) for s in samples])
-    results = build_results(store, prepared, [variant], manifest, mhash, client, started, config)
+    results = build_results(store, prepared, [variant], manifest, mhash, _client(backend), started, config)
     store.write_results(results)
     store.write_state(manifest, mhash, "complete")
     return results
 
 
 def _generic_pairs(task: Task, paths: list[Path], split: str) -> list[tuple[Sample, list[str]]]:
-    samples = {s.id: s for s in task.load_samples(split)}
+    samples = {s.id: s for s in task.split_samples(split)}  # as `emobench run` would ask them (dev_size)
     predictions: dict[str, list[str]] = {}
     for p in paths:
         for line, sid, replies in read_generic_predictions(p):

@@ -3,7 +3,9 @@ variant's paired delta against `direct` on the same samples.
 
 Headline scoring rule (stated in every results file): unparseable answers count as incorrect; samples
 whose model call failed after all retries (`error`) are excluded from the metrics and reported as
-`n_errors`, and the run is marked incomplete while any remain.
+`n_errors`. The run is `complete` when every (task, variant, sample) of the manifest has a record
+(`n_missing == 0`); its directory's status is `complete` only when, besides, no sample errored, so
+the same command resumes it and retries the errored samples.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from .metrics import bootstrap_ci
 from .runstore import RunStore
+from .types import record_key
 
 SCHEMA_VERSION = 1
 SCORING_RULE = {"unparseable": "counted as incorrect (score 0)",
@@ -35,8 +38,12 @@ def paired_delta(base: dict[str, float], other: dict[str, float]) -> dict[str, A
 def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mhash: str, client,
                   started: float, config) -> dict[str, Any]:
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    recorded: set[str] = set()
     for rec in store.iter_records():
-        grouped[(rec["task"], rec["variant"])].append(_compact(rec))
+        grouped[(rec["task"], rec["variant"])].append(compact_record(rec))
+        recorded.add(rec["key"])
+    expected = [record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples]
+    n_missing = sum(key not in recorded for key in expected)
     entries = []
     for prepared in tasks:
         task = prepared.task
@@ -83,14 +90,21 @@ def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mh
         "scoring": SCORING_RULE,
         "run": {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
                 "wall_s": round(time.time() - started, 3), "run_dir": str(store.dir),
-                "complete": all(e["n_errors"] == 0 for e in entries), "concurrency": config.concurrency,
-                "retries": stats.retries, "failed_calls": stats.failed_calls,
+                "complete": n_missing == 0, "n_expected": len(expected), "n_missing": n_missing,
+                "concurrency": config.concurrency, "retries": stats.retries, "failed_calls": stats.failed_calls,
                 "n_errors": sum(e["n_errors"] for e in entries)},
         "results": entries,
     }
 
 
-def _compact(rec: dict[str, Any]) -> dict[str, Any]:
+def run_status(run: dict[str, Any]) -> str:
+    """manifest.json's status once a run has ended: anything but `complete` is resumed by the same command."""
+    if run["n_missing"]:
+        return "incomplete"
+    return "errors" if run["n_errors"] else "complete"
+
+
+def compact_record(rec: dict[str, Any]) -> dict[str, Any]:
     """Only what aggregation needs, so that a 50k-sample run does not hold every prompt in memory."""
     meta = rec.get("metadata") or {}
     trace = meta.get("trace") or {}

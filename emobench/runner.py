@@ -3,118 +3,35 @@
 Data flows one way: task -> samples -> variant -> ModelClient -> parse -> score -> run log -> results.
 A sample already finished in the run directory is never asked again; a request answered in any earlier
 run is served by the response cache. So a killed run, started again with the same command, resumes
-with no repeated model call for finished samples.
+with no repeated model call for finished samples, and so does a run that ended with errors (only the
+errored samples are asked again, with or without the cache). One process at a time works in a run
+directory: it holds the directory's lock from the manifest check to the last write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import re
-import subprocess
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from .cache import ResponseCache
 from .client import ModelClient
 from .errors import ConfigError, EmobenchError, ModelCallError
+from .manifest import PreparedTask, RunConfig, build_manifest, manifest_hash, prepare_tasks
 from .models import make_backend, split_spec
 from .models.base import Backend, redact
 from .paths import cache_dir
-from .registry import make_task, resolve_task_names
-from .results import build_results
+from .results import build_results, run_status
 from .runstore import RunStore
+from .scoring import sample_record
 from .task import Task
-from .types import Sample, SampleRecord, Usage, record_key, stable_hash
+from .types import Sample, SampleRecord, Usage, record_key
 from .variants import Variant, VariantOutput, make_variant
-
-PROMPT_CHARS_KEPT = 20_000
-
-
-@dataclass
-class RunConfig:
-    model: str | None = None
-    model_args: dict[str, Any] = field(default_factory=dict)
-    tasks: str | None = None
-    task_args: dict[str, Any] = field(default_factory=dict)
-    task_files: list[str] = field(default_factory=list)
-    variants: list[str] = field(default_factory=lambda: ["direct"])
-    variant_args: dict[str, Any] = field(default_factory=dict)
-    limit: int | None = None
-    split: str = "test"
-    seed: int = 1234
-    concurrency: int = 8
-    output: str | None = None
-    runs_root: str = "runs"
-    use_cache: bool = True
-    cache_path: str | None = None
-    base_url: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 6
-    system_prompt: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    data_dir: str | None = None
-    quiet: bool = False
-    backoff_initial: float = 0.5
-
-
-@dataclass
-class PreparedTask:
-    task: Task
-    samples: list[Sample]
-    fingerprint: str
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def prepare_tasks(config: RunConfig) -> list[PreparedTask]:
-    prepared = []
-    for name in resolve_task_names(config.tasks, config.task_files):
-        task = make_task(name, config.task_args, config.data_dir, config.task_files)
-        samples = list(itertools.islice(task.split_samples(config.split), config.limit))
-        fingerprint = stable_hash([s.fingerprint_payload() for s in samples])[:16]
-        prepared.append(PreparedTask(task, samples, fingerprint))
-    return prepared
-
-
-def build_manifest(config: RunConfig, backend: Backend, tasks: list[PreparedTask],
-                   variants: list[Variant]) -> dict[str, Any]:
-    """Everything that determines the results. Two runs with equal manifests are comparable."""
-    return {
-        "harness_version": __version__,
-        "git_commit": git_commit(),
-        "model": {"spec": config.model or "smollm2", **backend.identity(),
-                  "generation_overrides": {"temperature": config.temperature, "max_tokens": config.max_tokens},
-                  "system_prompt": config.system_prompt},
-        "seed": config.seed,
-        "split": config.split,
-        "limit": config.limit,
-        "tasks": {p.task.name: {"args": p.task.args, "dataset_fingerprint": p.fingerprint,
-                                "template_hash": p.task.template_hash(), "n": len(p.samples),
-                                "family": p.task.family, "output_mode": p.task.output_mode,
-                                "generation": asdict(p.task.gen_params)}
-                  for p in tasks},
-        "variants": {v.name: v.config() for v in variants},
-    }
-
-
-def manifest_hash(manifest: dict[str, Any]) -> str:
-    comparable = {k: v for k, v in manifest.items() if k not in ("git_commit",)}
-    return stable_hash(comparable)[:16]
 
 
 def _slug(text: str) -> str:
@@ -122,8 +39,10 @@ def _slug(text: str) -> str:
 
 
 def choose_run_dir(config: RunConfig, mhash: str) -> Path:
-    """--output if given; else the latest unfinished run of the same manifest under runs/ (resume);
-    else a new runs/<timestamp>_<model>_<suite>/."""
+    """--output if given; else the latest unfinished run of the same manifest under runs/ (resume; a run
+    that ended with errors is unfinished too); else a new runs/<timestamp>_<model>_<suite>/. A directory
+    another process is running in is chosen all the same: its lock then stops this run with one line
+    (two processes on one manifest would ask every sample twice)."""
     if config.output:
         return Path(config.output)
     root = Path(config.runs_root)
@@ -137,16 +56,9 @@ def choose_run_dir(config: RunConfig, mhash: str) -> Path:
     return root / f"{stamp}_{model}_{_slug(config.tasks or 'default')}"
 
 
-def prompt_text(messages: list[dict[str, str]]) -> str:
-    text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
-    if len(text) > PROMPT_CHARS_KEPT:
-        half = PROMPT_CHARS_KEPT // 2
-        text = f"{text[:half]}\n…[{len(text) - PROMPT_CHARS_KEPT} characters not kept]…\n{text[-half:]}"
-    return text
-
-
 async def answer_sample(task: Task, variant: Variant, sample: Sample, client: ModelClient) -> SampleRecord:
-    """Ask, parse and score one sample. Never raises: failures become `error` or `unparseable`."""
+    """Ask one sample, then score its replies on the shared path (`emobench.scoring`). Never raises:
+    failures become `error` or `unparseable`."""
     usage = Usage()
     backend = client.backend
     start = time.perf_counter()
@@ -165,53 +77,13 @@ async def answer_sample(task: Task, variant: Variant, sample: Sample, client: Mo
     except Exception as exc:  # a bug in a variant or backend must not lose the other samples
         error = redact(f"{type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - start
-    messages = out.prompt if out else _safe_render(task, sample)
-    text = prompt_text(messages)
-    parsed, score, outcome = None, None, "error"
-    if out is not None:
-        parsed = task.combine([_safe_parse(task, r, sample) for r in out.responses])
-        if parsed is None:
-            outcome, score = "unparseable", 0.0
-        else:
-            try:
-                score = float(task.score(parsed, sample))
-                outcome = "correct" if task_is_correct(task, score) else "incorrect"
-            except Exception as exc:
-                outcome, score, error = "unparseable", 0.0, f"scoring failed: {type(exc).__name__}: {exc}"
-    metadata = dict(sample.metadata)
-    if out is not None and out.trace:
-        metadata["trace"] = out.trace
-    if out is not None and len(out.responses) > 1:
-        metadata["responses"] = out.responses
-    return SampleRecord(
-        key=record_key(task.name, variant.name, sample.id), sample_id=sample.id, task=task.name,
-        variant=variant.name, prompt=text, prompt_hash=stable_hash(messages)[:16],
-        response=out.responses[0] if out and out.responses else None, parsed=parsed, target=sample.target,
-        score=score, outcome=outcome, error=error, latency_s=round(elapsed, 4),
-        prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, calls=usage.calls,
-        cached_calls=usage.cached_calls, cost_usd=usage.cost_usd, metadata=metadata)
-
-
-def task_is_correct(task: Task, score: float) -> bool:
-    judge = getattr(task, "is_correct", None)
-    return bool(judge(score)) if callable(judge) else score >= 0.5
-
-
-def _safe_parse(task: Task, text: str, sample: Sample) -> Any:
-    try:
-        return task.parse(text, sample)
-    except Exception:
-        return None
-
-
-def _safe_render(task: Task, sample: Sample) -> list[dict[str, str]]:
-    try:
-        return task.render(sample)
-    except Exception:
-        return [{"role": "user", "content": str(sample.input)[:2000]}]
+    if out is None:
+        return sample_record(task, variant.name, sample, None, None, {}, usage, elapsed, error)
+    return sample_record(task, variant.name, sample, out.prompt, out.responses, out.trace, usage, elapsed)
 
 
 async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
+    """Run, or resume, what `config` describes; returns the run directory and its results."""
     started = time.time()
     backend = make_backend(config.model, config.model_args, base_url=config.base_url, timeout=config.timeout,
                            concurrency=config.concurrency)
@@ -220,46 +92,59 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
         variants = [make_variant(v, config.variant_args) for v in config.variants]
         manifest = build_manifest(config, backend, tasks, variants)
         mhash = manifest_hash(manifest)
-        run_dir = choose_run_dir(config, mhash)
-        store = RunStore(run_dir)
-        state = store.read_state()
-        if state and state.get("manifest_hash") != mhash:
-            raise ConfigError(f"{run_dir} holds a different run (its manifest differs); "
-                              "choose another --output to start a new run")
-        store.write_state(manifest, mhash, "running")
-        cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "responses.sqlite") \
-            if config.use_cache else None
-        client = ModelClient(backend, cache, config.concurrency, config.max_retries, config.timeout,
-                             config.system_prompt, {"temperature": config.temperature,
-                                                    "max_tokens": config.max_tokens},
-                             backoff_initial=config.backoff_initial)
-        done = store.finished()
-        order = [record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples]
-        todo = [(p, v, s) for p in tasks for v in variants for s in p.samples
-                if done.get(record_key(p.task.name, v.name, s.id), "error") == "error"]
-        for p in tasks:
-            if backend.is_baseline:
-                backend.prepare(p.task, p.samples)
-            elif any(done.get(record_key(p.task.name, v.name, s.id), "error") == "error"
-                     for v in variants for s in p.samples):
-                for v in variants:
-                    dev = list(p.task.split_samples("dev")) if p.task.has_split("dev") else []
-                    await v.prepare(p.task, client, dev)
-        store.open_for_append()
-        with _collector_for_long_runs():
-            try:
-                await _schedule(todo, client, store, config, len(order), len(order) - len(todo), progress)
-            finally:
-                store.close()
-            store.compact(order)
-            results = build_results(store, tasks, variants, manifest, mhash, client, started, config)
-        store.write_results(results)
-        store.write_state(manifest, mhash, "complete")
-        if cache is not None:
-            cache.close()
-        return run_dir, results
+        store = RunStore(choose_run_dir(config, mhash))
+        with store.locked():  # until the results are written: no second process can interleave
+            state = store.read_state()
+            if state and state.get("manifest_hash") != mhash:
+                raise ConfigError(f"{store.dir} holds a different run (its manifest differs); "
+                                  "choose another --output to start a new run")
+            store.write_state(manifest, mhash, "running")
+            client = _client(config, backend)
+            done = store.finished()
+            order = [record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples]
+            todo = [(p, v, s) for p in tasks for v in variants for s in p.samples
+                    if done.get(record_key(p.task.name, v.name, s.id), "error") == "error"]
+            await _prepare_variants(tasks, variants, client, todo)
+            store.open_for_append()
+            with _collector_for_long_runs():
+                try:
+                    await _schedule(todo, client, store, config, len(order), len(order) - len(todo), progress)
+                finally:
+                    store.close()
+                store.compact(order)
+                results = build_results(store, tasks, variants, manifest, mhash, client, started, config)
+            store.write_results(results)
+            store.write_state(manifest, mhash, run_status(results["run"]))
+        if client.cache is not None:
+            client.cache.close()
+        return store.dir, results
     finally:
         await backend.close()
+
+
+def _client(config: RunConfig, backend: Backend) -> ModelClient:
+    cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "responses.sqlite") \
+        if config.use_cache else None
+    return ModelClient(backend, cache, config.concurrency, config.max_retries, config.timeout, config.system_prompt,
+                       {"temperature": config.temperature, "max_tokens": config.max_tokens},
+                       backoff_initial=config.backoff_initial, seed=config.seed)
+
+
+async def _prepare_variants(tasks: list[PreparedTask], variants: list[Variant], client: ModelClient,
+                            todo: list[tuple[PreparedTask, Variant, Sample]]) -> None:
+    """A baseline sees each task's samples; a variant prepares (retrieval index, few-shot pool, refined
+    instruction) only for a task with samples left to answer, so a finished task costs nothing on resume.
+    The dev split is loaded only when a variant reads it: a small dataset whose dev split is empty must
+    not stop a `direct` run."""
+    pending = {p.task.name for p, _, _ in todo}
+    for p in tasks:
+        if client.backend.is_baseline:
+            client.backend.prepare(p.task, p.samples)
+        elif p.task.name in pending:
+            wanted = any(v.uses_dev for v in variants) and p.task.has_split("dev")
+            dev = list(p.task.split_samples("dev")) if wanted else []
+            for v in variants:
+                await v.prepare(p.task, client, dev)
 
 
 @contextmanager

@@ -1,22 +1,34 @@
 """The run directory: the single contract that resume, rescoring, the leaderboard and `compare` read.
 
-    manifest.json   what the run is (a pure function of it) and whether it finished
+    manifest.json   what the run is (a pure function of it) and how far it got (`status`)
     samples.jsonl   one line per finished sample, appended and flushed as each one finishes
     results.json    metrics with CIs per (task, variant), written when the run ends
+    run.lock        locked (flock) by the process running in the directory, for as long as it runs
 
 A killed run leaves at most one partial last line, which the next run drops. When a run finishes,
 samples.jsonl is rewritten once in dataset order with one line per sample (the last attempt wins), so
-an interrupted-and-resumed run ends with the same file as an uninterrupted one.
+an interrupted-and-resumed run ends with the same file as an uninterrupted one. That rewrite replaces
+the file, so a second process appending at the same time would write into the replaced one and lose
+its samples: hence the lock. The kernel drops it when its process ends, however it ends, so a killed
+run never leaves a stale lock behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; run directories are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import EmobenchError
 from .types import SampleRecord
@@ -24,6 +36,8 @@ from .types import SampleRecord
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
 MANIFEST = "manifest.json"
+LOCK = "run.lock"
+STATUSES = ("running", "complete", "errors", "incomplete")  # all but `complete` are resumed
 
 
 class RunDirError(EmobenchError):
@@ -49,6 +63,48 @@ class RunStore:
         self.manifest_path = self.dir / MANIFEST
         self._fh = None
 
+    def _mkdir(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
+
+    # ---- lock -------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the directory's exclusive lock, or stop at once with one line naming its holder."""
+        self._mkdir()
+        if fcntl is None:
+            yield
+            return
+        path = self.dir / LOCK
+        try:
+            fh = path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise RunDirError(f"cannot create {path}: {exc.strerror or exc}") from None
+        with fh:  # closing the file releases the lock
+            self._acquire(fh, path)
+            yield
+
+    def _acquire(self, fh, path: Path) -> None:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "a process that is starting"
+            raise RunDirError(f"{self.dir} is in use by another emobench run ({holder}); wait for it to "
+                              "finish, or pass another --output to run separately") from None
+        except OSError as exc:
+            raise RunDirError(f"cannot lock {path}: {exc.strerror or exc}") from None
+        try:  # who holds it, for the message above
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+            fh.flush()
+        except OSError as exc:
+            raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
+
     # ---- manifest ---------------------------------------------------------------------------
     def read_state(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
@@ -59,10 +115,8 @@ class RunStore:
             return None
 
     def write_state(self, manifest: dict[str, Any], manifest_hash: str, status: str) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunDirError(f"cannot create run directory {self.dir}: {exc.strerror or exc}") from None
+        assert status in STATUSES, status
+        self._mkdir()
         atomic_write(self.manifest_path, json.dumps({"manifest_hash": manifest_hash, "status": status,
                                                      "manifest": manifest}, indent=2, default=str))
 

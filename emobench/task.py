@@ -18,6 +18,7 @@ from .types import GenParams, Message, Metric, Sample, stable_hash
 
 FAMILIES = ("classification", "long_context_qa", "strategy", "vignette", "custom")
 COMMON_ARGS: dict[str, Any] = {"dev_size": 0}  # --task-arg keys every task accepts
+STRICT_KEY = "strict_parse"  # record metadata: was the answer stated (True) or guessed from free text?
 
 
 class Task:
@@ -37,6 +38,9 @@ class Task:
     arg_defaults: ClassVar[dict[str, Any]] = {}
     splits: ClassVar[tuple[str, ...]] = ("test",)
     size: ClassVar[int | None] = None  # items in the default split, for `emobench list tasks`
+    draws: int = 1  # replies asked per prompt, combined by `combine` (the EmoBench paper protocol: 5)
+    reask_unparseable: int = 0  # re-ask an unparseable reply up to N times (EQ-Bench's `reask=N`)
+    reask_temperature_step: float = 0.15  # ...each time this much hotter, as EQ-Bench's own runner does
 
     def __init__(self, data_dir: str | None = None, **args: Any):
         known = {**COMMON_ARGS, **self.arg_defaults}
@@ -97,14 +101,24 @@ class Task:
         """The answer in `text`, or None when it cannot be read (scored as unparseable)."""
         raise NotImplementedError
 
+    def parse_strict(self, text: str, sample: Sample) -> Any:
+        """`parse` restricted to answers the reply states explicitly (None for one it would only guess
+        from free text), so that results can show how much of a score rests on guessing. Optional: a
+        task that does not define it (this default) records no strictness."""
+        raise NotImplementedError
+
     def score(self, parsed: Any, sample: Sample) -> float:
         return float(parsed == sample.target)
+
+    def is_correct(self, score: float) -> bool:
+        """Whether a sample's score makes its outcome `correct` (graded tasks set their own bar)."""
+        return score >= 0.5
 
     def combine(self, answers: Sequence[Any]) -> Any:
         """Majority vote over repeated draws; unparseable wins only when every draw is unparseable."""
         readable = [a for a in answers if a is not None]
-        if not readable:
-            return None
+        if len(readable) <= 1:  # one draw (most tasks): no vote to count
+            return readable[0] if readable else None
         counts = Counter(_hashable(a) for a in readable)
         best = counts.most_common(1)[0][0]
         return next(a for a in readable if _hashable(a) == best)
@@ -136,7 +150,8 @@ class ChoiceTask(Task):
     """Pick one option among `sample.choices`; `sample.target` is the index of the right one.
 
     The default reply format is a JSON block `{"answer": "<letter>"}`; the parser also accepts a bare
-    letter, an 'Answer: X' line or the option's text.
+    letter, an 'Answer: X' line or the option's text. `aggregate` reports `strict_accuracy` (answers
+    stated in the JSON field, an answer line or a one-option reply) beside the lenient `accuracy`.
     """
 
     family: ClassVar[str] = "classification"
@@ -149,6 +164,13 @@ class ChoiceTask(Task):
 
     def parse(self, text: str, sample: Sample) -> int | None:
         return parsing.choice_index(text, sample.choices or [], self.json_keys)
+
+    def parse_strict(self, text: str, sample: Sample) -> int | None:
+        """The strict reading of `parse` (see `parsing.choice_index`). A subclass with a parser of its
+        own has no strict reading until it defines this too: this one would not match its answers."""
+        if type(self).parse is not ChoiceTask.parse:
+            raise NotImplementedError
+        return parsing.choice_index(text, sample.choices or [], self.json_keys, strict=True)
 
     def format_answer(self, answer: Any, sample: Sample) -> str:
         return '{"%s": "%s"}' % (self.json_keys[0], chr(65 + int(answer)))
@@ -165,7 +187,24 @@ class ChoiceTask(Task):
                 by_cat.setdefault(str(cat), []).append(float(r["score"] or 0.0))
         if by_cat:
             details["accuracy_by_category"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_cat.items())}
+        strict = strict_accuracy(records)
+        if strict is not None:
+            metrics["strict_accuracy"] = strict
         return metrics, details
+
+
+def strict_score(record: dict[str, Any]) -> float:
+    """A record's score if its answer was read strictly (stated, not guessed), else 0: the per-sample
+    value behind `strict_accuracy`, for tasks that average their own way (over choice orders, pairs)."""
+    return float(record["score"] or 0.0) if (record.get("metadata") or {}).get(STRICT_KEY) else 0.0
+
+
+def strict_accuracy(records: list[dict[str, Any]]) -> Metric | None:
+    """Accuracy counting only strictly read answers, beside the lenient headline `accuracy`; None when
+    the records carry no strictness (the task has no strict reading)."""
+    if not any(STRICT_KEY in (r.get("metadata") or {}) for r in records):
+        return None
+    return M.proportion([strict_score(r) for r in records])
 
 
 def group_of(sample: Sample) -> str:

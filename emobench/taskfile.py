@@ -125,11 +125,19 @@ class FileTask(ChoiceTask):
             return ord(text.upper()) - 65
         raise DataError(self.data_path, f"unknown label {text!r} (choices: {choices})", line)
 
+    def f1_labels(self, gold: list[Any]) -> list[Any]:
+        """The classes macro/weighted F1 average over: every declared `labels:` entry (by index), so a
+        label that no item has and no reply gave still counts, with F1 0 (sklearn's
+        `f1_score(labels=...)`); with per-row `choices` there is no fixed set, so the gold classes."""
+        if self.labels and "choices" not in self.fields:
+            return list(range(len(self.labels)))
+        return sorted({g for g in gold if g is not None})
+
     def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
         metrics, details = super().aggregate(records)
         gold = [r["target"] for r in records]
         pred = [r["parsed"] if r["parsed"] is not None else -1 for r in records]
-        labels = sorted({g for g in gold if g is not None})
+        labels = self.f1_labels(gold)
         if "macro_f1" in self.metric_names:
             metrics["macro_f1"] = M.macro_f1_metric(gold, pred, labels)
         if "weighted_f1" in self.metric_names:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import random
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any, ClassVar
 from emobench import data, parsing
 from emobench import metrics as M
 from emobench.errors import ConfigError, DataError
-from emobench.task import ChoiceTask
+from emobench.task import ChoiceTask, strict_score
 from emobench.types import GenParams, Metric, Sample, stable_hash
 
 HUB_ID = "SahandSab/EmoBench"
@@ -143,6 +144,8 @@ class _EmoBenchTask(ChoiceTask):
         proportion with a Wilson interval; several: items are resampled, orders kept together)."""
         metrics, details = super().aggregate(records)
         metrics["accuracy"] = order_mean(records, lambda r: float(r["score"] or 0.0))
+        if "strict_accuracy" in metrics:  # averaged the same way as the headline, items resampled
+            metrics["strict_accuracy"] = order_mean(records, strict_score)
         by_order: dict[int, list[float]] = {}
         for r in records:
             by_order.setdefault(int((r.get("metadata") or {}).get("order", 0)), []).append(float(r["score"] or 0.0))
@@ -162,33 +165,81 @@ class _EmoBenchTask(ChoiceTask):
         """Samples and replies from the authors' result CSVs (one file per choice order, the
         original order first). The files hold the options in the order they were asked and the
         predicted option indices (`-1` = unparseable); each index becomes the reply `format_answer`
-        writes, so the task's own parser, vote and scorer decide, exactly as for a live run."""
+        writes, so the task's own parser, vote and scorer decide, exactly as for a live run.
+
+        The files record neither the item id nor its scenario, and their rows are not in the
+        dataset's order (the dataset was reordered after the GPT-4 EA files were written: their row
+        33 is item 187), so each row is matched to its item by its options (`ItemsByOptions`) when
+        the dataset is at hand; without it, ids are the row numbers (`en-row12`), which never pass
+        for an item's id."""
         if len(self.langs) != 1:
             raise ConfigError(f"task {self.name}: importing reference outputs needs lang=en or lang=zh")
         if len(paths) > 1 and not self.paper:
             raise ConfigError(f"{len(paths)} files are choice orders of the paper protocol: add "
                               "--task-arg protocol=paper")
         lang = self.langs[0]
-        context = self._context_rows(lang)
+        items = self._items(lang)
         out: list[tuple[Sample, list[str]]] = []
         for k, path in enumerate(paths):
+            matched: dict[int, int] = {}  # item index -> the line of this file that matched it
             for i, (line, row) in enumerate(data.read_csv(path), start=1):
-                sample, replies = self.reference_row(path, line, row, lang, i, k, context.get(i))
-                out.append((sample, replies))
+                context = items.find(path, line, self.reference_options(path, line, row), matched) if items else {}
+                qid = str(context.get("qid", f"row{i}"))
+                out.append(self.reference_row(path, line, row, lang, qid, k, context))
         return out
 
-    def _context_rows(self, lang: str) -> dict[int, dict[str, Any]]:
-        """Scenario and subject of each item (by position) when the data is at hand, for the sample
-        browser; the CSVs do not record them, and scoring does not need them."""
+    def _items(self, lang: str) -> ItemsByOptions | None:
+        """The dataset's items in `lang`, when the data is at hand (scoring does not need them)."""
         try:
             rows = [row for _, _, row in self.raw_rows() if row.get("language") == lang]
         except DataError:
-            return {}
-        return {i: row for i, row in enumerate(rows, start=1)}
+            return None
+        return ItemsByOptions(self.file_name, rows, [self.item_options(row) for row in rows])
 
-    def reference_row(self, path: Any, line: int, row: dict[str, str], lang: str, position: int, order: int,
-                      context: dict[str, Any] | None) -> tuple[Sample, list[str]]:
+    def item_options(self, row: dict[str, Any]) -> list[str]:
+        """Every option of a dataset row (what a reference row is matched on)."""
         raise NotImplementedError
+
+    def reference_options(self, path: Any, line: int, row: dict[str, str]) -> list[str]:
+        """Every option of a reference CSV row, in the same arrangement as `item_options`."""
+        raise NotImplementedError
+
+    def reference_row(self, path: Any, line: int, row: dict[str, str], lang: str, qid: str, order: int,
+                      context: dict[str, Any]) -> tuple[Sample, list[str]]:
+        raise NotImplementedError
+
+
+def option_key(option: str) -> str:
+    """An option as `ItemsByOptions` compares it: case, punctuation and quote style ignored (the
+    authors' files have curly apostrophes where the dataset now has straight ones)."""
+    return " ".join(re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", option).lower()).split())
+
+
+class ItemsByOptions:
+    """Finds a dataset item from a reference row's options, in any order. Options are compared by
+    `option_key`; a few were reworded after the authors' runs, so the item sharing the most options
+    wins if it shares more than half of them and no other item shares as many."""
+
+    def __init__(self, file_name: str, rows: list[dict[str, Any]], options: list[list[str]]):
+        self.file_name, self.rows = file_name, rows
+        self.keys = [frozenset(map(option_key, opts)) for opts in options]
+
+    def find(self, path: Any, line: int, options: list[str], matched: dict[int, int]) -> dict[str, Any]:
+        """The item's dataset row; `matched` (item index -> line, one per file) refuses a second row
+        for the same item."""
+        key = frozenset(map(option_key, options))
+        shared = [len(key & k) for k in self.keys]
+        best = max(shared, default=0)
+        if 2 * best <= len(key):
+            raise DataError(path, f"the row's options match no item of {self.file_name} (none shares more "
+                            f"than half of {options!r})", line)
+        if shared.count(best) > 1:
+            raise DataError(path, f"the row's options match several items of {self.file_name} equally", line)
+        item = shared.index(best)
+        if item in matched:
+            raise DataError(path, f"the row's options match the same item as line {matched[item]}", line)
+        matched[item] = line
+        return self.rows[item]
 
 
 def order_mean(records: list[dict[str, Any]], value) -> Metric:
@@ -258,18 +309,23 @@ class EmoBenchEA(_EmoBenchTask):
         return Sample(id=new_id, input=base.input, target=perm.index(base.target),
                       choices=[choices[i] for i in perm], metadata={**base.metadata, "order": k})
 
-    def reference_row(self, path, line, row, lang, position, order, context):
-        choices = _csv_list(path, line, row.get("Choices", ""), "Choices")
+    def item_options(self, row: dict[str, Any]) -> list[str]:
+        return [str(c) for c in row.get("choices") or []]
+
+    def reference_options(self, path: Any, line: int, row: dict[str, str]) -> list[str]:
+        return _csv_list(path, line, row.get("Choices", ""), "Choices")
+
+    def reference_row(self, path, line, row, lang, qid, order, context):
+        choices = self.reference_options(path, line, row)
         target = _csv_int(path, line, row, "Label")
         preds = [_csv_int(path, line, row, c) for c in _pred_columns(row, "")]
         if not preds:
             raise DataError(path, "no 'Pred N' columns", line)
-        ctx = context or {}
-        meta = {"qid": str(position), "lang": lang, "category": ctx.get("category"),
-                "question_type": ctx.get("question type", "Action"),
-                "scenario": ctx.get("scenario", "(not recorded in the prediction file)"),
-                "subject": ctx.get("subject", "the person"), "order": order}
-        sid = f"{lang}-{position}" + (f"/o{order}" if self.paper else "")
+        meta = {"qid": qid, "lang": lang, "category": context.get("category"),
+                "question_type": context.get("question type", "Action"),
+                "scenario": context.get("scenario", "(not recorded in the prediction file)"),
+                "subject": context.get("subject", "the person"), "order": order}
+        sid = f"{lang}-{qid}" + (f"/o{order}" if self.paper else "")
         sample = Sample(id=sid, input=meta["scenario"], target=target, choices=choices, metadata=meta)
         return sample, [self.format_answer(p, sample) if 0 <= p < len(choices) else "" for p in preds]
 
@@ -323,6 +379,11 @@ class EmoBenchEU(_EmoBenchTask):
                   "cause": _question(text, "q2", sample.metadata.get("causes") or [])}
         return None if answer["emotion"] is None and answer["cause"] is None else answer
 
+    def parse_strict(self, text: str, sample: Sample) -> dict[str, int | None] | None:
+        """EU's parser only reads answers the reply states (its JSON fields or labelled `Q1:`/`Q2:`
+        lines), so its strict reading is the same."""
+        return self.parse(text, sample)
+
     def combine(self, answers: Sequence[Any]) -> Any:
         """The paper votes on each question separately over the draws."""
         readable = [a for a in answers if a is not None]
@@ -352,18 +413,24 @@ class EmoBenchEU(_EmoBenchTask):
             metrics[f"{key}_accuracy"] = order_mean(records, lambda r, k=key: _part_correct(r, k))
         return metrics, details
 
-    def reference_row(self, path, line, row, lang, position, order, context):
+    def item_options(self, row: dict[str, Any]) -> list[str]:
+        return [str(c) for c in [*(row.get("emotion_choices") or []), *(row.get("cause_choices") or [])]]
+
+    def reference_options(self, path: Any, line: int, row: dict[str, str]) -> list[str]:
+        return [*_csv_list(path, line, row.get("Emo Choices", ""), "Emo Choices"),
+                *_csv_list(path, line, row.get("Cause Choices", ""), "Cause Choices")]
+
+    def reference_row(self, path, line, row, lang, qid, order, context):
         emotions = _csv_list(path, line, row.get("Emo Choices", ""), "Emo Choices")
         causes = _csv_list(path, line, row.get("Cause Choices", ""), "Cause Choices")
         target = {"emotion": _csv_int(path, line, row, "Emo Label"), "cause": _csv_int(path, line, row, "Cause Label")}
         emo_cols, cause_cols = _pred_columns(row, "Emo "), _pred_columns(row, "Cause ")
         if not emo_cols or len(emo_cols) != len(cause_cols):
             raise DataError(path, "expected matching 'Emo Pred N' and 'Cause Pred N' columns", line)
-        ctx = context or {}
-        meta = {"qid": str(position), "lang": lang, "category": ctx.get("coarse_category"),
-                "scenario": ctx.get("scenario", "(not recorded in the prediction file)"),
-                "subject": ctx.get("subject", "the person"), "causes": causes, "order": order}
-        sid = f"{lang}-{position}" + (f"/o{order}" if self.paper else "")
+        meta = {"qid": qid, "lang": lang, "category": context.get("coarse_category"),
+                "scenario": context.get("scenario", "(not recorded in the prediction file)"),
+                "subject": context.get("subject", "the person"), "causes": causes, "order": order}
+        sid = f"{lang}-{qid}" + (f"/o{order}" if self.paper else "")
         sample = Sample(id=sid, input=meta["scenario"], target=target, choices=emotions, metadata=meta)
         replies = []
         for ec, cc in zip(emo_cols, cause_cols, strict=True):

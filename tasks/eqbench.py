@@ -1,15 +1,18 @@
 """EQ-Bench v2 (Paech 2023, EQ-bench/EQ-Bench, MIT): rate the intensity (0-10) of four emotions a
 character feels at the end of a dialogue; compared with the authors' reference intensities.
 
-Faithful to the v2 scorer: revision off (the critique / revised-scores part of the prompt is cut and
-"Your answer:" appended, as the original `remove_revision_instructions` does), temperature 0.01, 60
-completion tokens, replies parsed with `(\\w+):\\s+(\\d+)` and valid only with exactly 4 pairs whose
-names are the reference emotions; item score 10 - 0.7477 * sum s(|answer - reference|) on the full
-scale; benchmark score 100 * sum(items) / (10 * parseable items), unparseable items excluded, and the
-run marked failed when fewer than 83.33% of items parse.
+Faithful to the v2 release of the original scorer (`lib/scoring.py` at 2f6eab4): revision off (the
+critique / revised-scores part of the prompt is cut and "Your answer:" appended, as the original
+`remove_revision_instructions` does), temperature 0.01, 60 completion tokens; a reply is read as
+`dict(findall((\\w+):\\s+(\\d+)))`, so a name given twice keeps its last score, and is valid only when
+exactly the four reference names remain and their scores are not all zero; item score
+10 - 0.7477 * sum s(|answer - reference|) on the full scale; benchmark score
+100 * sum(items) / (10 * parseable items), unparseable items excluded, and the run marked failed when
+fewer than 83.33% of items parse.
 
-Not implemented: the original's re-asking of an unparseable item at a temperature raised by 0.15 per
-attempt, and averaging over several iterations (run the task again with another seed instead).
+`--task-arg reask=N` re-asks an unparseable item up to N times, the temperature raised by 0.15 each
+time, as the original does (its `eq-bench.py` makes 3 attempts: `reask=2`); off by default. Not
+implemented: averaging over several iterations (run the task again with another seed instead).
 
 The question file is not on the Hugging Face hub: put `eq_bench_v2_questions_171.json` (from the
 EQ-Bench GitHub repository, `data/`) in `--data-dir` or `$EMOBENCH_DATA_DIR`.
@@ -18,6 +21,7 @@ EQ-Bench GitHub repository, `data/`) in `--data-dir` or `$EMOBENCH_DATA_DIR`.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -71,13 +75,14 @@ class EQBench(Task):
     template = "eqbench.j2"
     gen_params = GenParams(temperature=0.01, max_tokens=60)
     primary_metric = "eqbench_score"
-    arg_defaults: ClassVar[dict[str, Any]] = {"revision": False}
+    arg_defaults: ClassVar[dict[str, Any]] = {"revision": False, "reask": 0}
     size = 171
 
     def __init__(self, data_dir: str | None = None, **args: Any):
         super().__init__(data_dir, **args)
         if self.args["revision"] not in (False, "false", "False", 0):
             raise ConfigError("task eqbench: revision=true is not implemented (v2 default is revision off)")
+        self.reask_unparseable = _count(self.args["reask"])  # read by variants.base.ask
 
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         if split != "test":
@@ -91,7 +96,9 @@ class EQBench(Task):
         questions = data.read_json(path)
         if not isinstance(questions, dict):
             raise DataError(path, "expected a JSON object mapping question ids to questions")
-        lines = _key_lines(path)
+        id_lines = _id_lines(path)
+        data.check_unique_ids(path, id_lines)
+        lines = dict(id_lines)
         for qid, item in questions.items():
             yield self._sample(path, lines.get(str(qid)), str(qid), item)
 
@@ -118,12 +125,14 @@ class EQBench(Task):
 
     # ---- answers ----------------------------------------------------------------------------
     def parse(self, text: str, sample: Sample) -> dict[str, int] | None:
-        """Exactly four `Name: score` pairs naming the four reference emotions, else None."""
+        """Every `Name: score` pair, a repeated name keeping its last score (the original's
+        `dict(re.findall(...))`, so a reply that restates or revises its block still counts); None
+        unless exactly the four reference names remain (exact case) with scores not all zero (the
+        original decides parseability with its v1 scorer, which refuses a zero total)."""
         if not isinstance(text, str):
             return None
-        pairs = PAIR.findall(parsing.strip_reasoning(text))
-        answer = {name: int(score) for name, score in pairs}
-        if len(pairs) != 4 or len(answer) != 4 or set(answer) != set(sample.target):
+        answer = {name: int(score) for name, score in PAIR.findall(parsing.strip_reasoning(text))}
+        if set(answer) != set(sample.target) or sum(answer.values()) == 0:
             return None
         return answer
 
@@ -134,9 +143,10 @@ class EQBench(Task):
         return score >= CORRECT_AT
 
     def answer_space(self, sample: Sample) -> list[Any]:
-        """Every rating of the four emotions (11^4): what the random baseline draws from."""
+        """Every valid rating of the four emotions (11^4 - 1: all zeros is not an answer): what the
+        random baseline draws from."""
         names = list(sample.target)
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(range(11), repeat=4)]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(range(11), repeat=4) if any(combo)]
 
     def format_answer(self, answer: Any, sample: Sample) -> str:
         return "\n".join(f"{name}: {value}" for name, value in answer.items())
@@ -163,12 +173,30 @@ class EQBench(Task):
                 "item_accuracy": M.proportion(flags)}, details
 
 
-def _key_lines(path: Any) -> dict[str, int]:
-    """Line of each top-level question id in the JSON file, so errors can name it."""
-    lines: dict[str, int] = {}
+def _count(value: Any) -> int:
+    """`reask=N` as a non-negative integer."""
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ConfigError(f"task eqbench: reask={value!r}, expected a whole number of re-asks (0 = off)")
+    return int(text)
+
+
+def _id_lines(path: Any) -> list[tuple[str, int]]:
+    """Each question id with its line, in file order and repeats included (`json` keeps only the last
+    of two equal keys, which would drop an item without a word). Line 1 for a file on one line."""
+    objects: list[list[str]] = []  # the hook sees nested objects first and the top-level one last
+
+    def keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append([k for k, _ in pairs])
+        return dict(pairs)
+
+    found: dict[str, list[int]] = {}
     with open(path, encoding="utf-8") as fh:
         for n, text in enumerate(fh, start=1):
             m = re.match(r'^\s{0,4}"([^"]+)"\s*:\s*\{', text)
-            if m and m.group(1) not in lines:
-                lines[m.group(1)] = n
-    return lines
+            if m:
+                found.setdefault(m.group(1), []).append(n)
+        fh.seek(0)
+        json.load(fh, object_pairs_hook=keys)
+    lines = {qid: iter(ns) for qid, ns in found.items()}
+    return [(qid, next(lines.get(qid, iter(())), 1)) for qid in (objects[-1] if objects else [])]

@@ -1,6 +1,7 @@
 """LongEmotion (arXiv 2509.07403): emotional intelligence over long, noisy contexts.
 
-Three of its tasks have automatic metrics and are implemented here (METHODS.md §1):
+Three of its tasks have automatic metrics and are implemented here, as its repository
+(github.com/LongEmotion/LongEmotion) scores them:
 
 - `longemotion_ec`  Emotion Classification: the emotion of a subject in a long scenario padded with
   BookCorpus noise (EC-Emobench) or financial news (EC-Finentity); exact-match accuracy.
@@ -30,7 +31,8 @@ from emobench.types import GenParams, Metric, Sample
 
 HUB_REPO = "LongEmotion/LongEmotion"
 SOURCE = "https://github.com/LongEmotion/LongEmotion (hub dataset LongEmotion/LongEmotion)"
-LICENSE = "unclear (no LICENSE file in the repository; an 'MIT' badge links to a missing file)"
+LICENSE = ("MIT (the hub card `LongEmotion/LongEmotion` declares it; some sources, e.g. BookCorpus text and "
+           "the QA papers, may carry their own terms)")
 
 # file name -> its path in the hub dataset
 HUB_PATHS = {
@@ -118,12 +120,9 @@ class LongEmotionEC(_LongEmotionTask):
             for path, line, row in rows(EC_FILES[subset], self.data_dir):
                 sid = f"{subset}-{field(path, line, row, 'id')}"
                 seen.append((sid, line))
-                choices = field(path, line, row, "choices")
-                if not isinstance(choices, list) or not choices:
-                    raise DataError(path, "'choices' must be a non-empty list", line)
                 yield Sample(
                     id=sid, input="", target=str(field(path, line, row, "label")),
-                    choices=[str(c) for c in choices],
+                    choices=_choices(path, line, field(path, line, row, "choices")),
                     context=str(field(path, line, row, "content", "context")).strip(),
                     metadata={"subset": subset, "subject": str(field(path, line, row, "subject", "Subject")),
                               "category": subset})
@@ -165,6 +164,19 @@ class LongEmotionEC(_LongEmotionTask):
         details["accuracy_by_subset"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_subset.items())}
         metrics["accuracy_ignore_case_punct"] = M.proportion(lenient)  # lm-eval's exact_match flags
         return metrics, details
+
+
+def _choices(path: Path, line: int, value: Any) -> list[str]:
+    """The options of an EC row: a list of labels, or (in some copies of the files) that list
+    written as a JSON string, '["Positive", "Neutral", "Negative"]'."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+        raise DataError(path, "'choices' must be a non-empty list of labels (or that list as a JSON string)", line)
+    return value
 
 
 def _loose(value: Any) -> str:
@@ -227,6 +239,8 @@ class LongEmotionED(_LongEmotionTask):
 
     def load_samples(self, split: str = "test") -> Iterator[Sample]:
         self._check_split(split)
+        seen: list[tuple[str, int]] = []
+        path = None
         for path, line, row in rows("Emotion_Detection.jsonl", self.data_dir):
             segments = field(path, line, row, "text")
             if not isinstance(segments, list) or not segments:
@@ -240,8 +254,12 @@ class LongEmotionED(_LongEmotionTask):
             if not isinstance(truth, int) or truth not in indices:
                 raise DataError(path, f"ground_truth {truth!r} is not one of the segment indices", line)
             context = "\n".join(f'["index": {i}, "text": {t}]' for i, t in zip(indices, lines, strict=True))
-            yield Sample(id=str(row.get("id", line)), input="", target=truth, context=context,
+            sid = str(row.get("id", line))  # the current file has no ids: its line numbers stand in
+            seen.append((sid, line))
+            yield Sample(id=sid, input="", target=truth, context=context,
                          metadata={"n_segments": len(segments), "length": row.get("length")})
+        if path is not None:
+            data.check_unique_ids(path, seen)
 
     def retrieval_units(self, sample: Sample) -> list[str]:
         """One unit per segment (each is one line of the context: its text is JSON-escaped), so `rag`

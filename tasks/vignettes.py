@@ -1,4 +1,5 @@
-"""The keyword-free vignette battery (METHODS.md §8) and the public AIPsy-Affect battery (§4).
+"""The keyword-free vignette battery shipped with emobench and the public AIPsy-Affect battery
+(M. Keeman, arXiv 2604.23719), asked the same two questions.
 
 Four tasks, two questions:
 - *which* emotion (`vignettes`, `aipsy_affect`): 8-way Plutchik labelling of affect items, top-1
@@ -10,42 +11,56 @@ Four tasks, two questions:
   verbalised probability 0-100. Metrics: AUROC, accuracy at 50, and a sign test over matched pairs
   (does the affect item score above its own control?).
 
-The shipped items (`tasks/data/vignettes.jsonl`) are original; `emobench audit-keywords` checks them
-(and user items) for leakage. AIPsy-Affect is read from the hub (`keidolabs/aipsy-affect`) or from
-`--data-dir`; its column names are not documented, so they are detected (see `map_columns`).
+The items come from `emobench.battery`: `vignettes` and `vignettes_affect` read the battery named by
+`--task-arg battery=` (the shipped original items by default, or a user file in the same layout), the
+AIPsy-Affect tasks its splits (hub `keidolabs/aipsy-affect` or `--data-dir`). `emobench audit-keywords`
+checks a battery for leakage.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from emobench import metrics as M
 from emobench import parsing
-from emobench.audit import EMOTIONS, Item, read_items
-from emobench.data import data_dir, hub_rows, read_csv, read_jsonl
+from emobench.audit import EMOTIONS, Item
+from emobench.battery import (
+    AIPSY_AFFECT_SPLITS,
+    AIPSY_CONTROL_SPLITS,
+    AIPSY_REPO,
+    SHIPPED,
+    aipsy_items,
+    load_battery,
+)
 from emobench.errors import ConfigError, DataError
-from emobench.paths import tasks_dir
 from emobench.task import ChoiceTask, Task
 from emobench.types import GenParams, Metric, Sample
 
 CHOICES = [e.capitalize() for e in EMOTIONS]
 CHANCE = 1 / len(EMOTIONS)
 SETS = ("keyword_free", "keyword_rich", "both")
-BATTERY = "vignettes.jsonl"
 
 
-@lru_cache(maxsize=4)
-def _battery(path: str) -> tuple[Item, ...]:
-    return tuple(read_items(path))
+def battery_items(task: Task) -> tuple[Item, ...]:
+    """The items of the battery named by the task's `battery` argument."""
+    return load_battery(str(task.args["battery"]), task.data_dir).items
 
 
-def battery_path() -> Path:
-    return tasks_dir() / "data" / BATTERY
+def require_samples(samples: list[Sample], items: Sequence[Item], what: str) -> list[Sample]:
+    """A selection that leaves nothing to ask is the battery's fault, said as such, not an empty run."""
+    if not samples:
+        where = next((it.path for it in items), "battery")
+        raise DataError(where, f"no {what}")
+    return samples
+
+
+def _own_label(it: Item) -> dict[str, str]:
+    """The dataset's own emotion name for a sample's metadata, where it has one (so the samples of the
+    shipped battery, which has none, keep their fingerprint)."""
+    return {"label": it.label} if it.label else {}
 
 
 def _kinds(set_name: Any) -> tuple[str, ...]:
@@ -84,7 +99,8 @@ def sign_test(wins: int, losses: int) -> float:
 class Vignettes(ChoiceTask):
     name = "vignettes"
     family = "vignette"
-    description = "8-way Plutchik labelling of original keyword-free vignettes (set=keyword_free|keyword_rich|both)"
+    description = ("8-way Plutchik labelling of original keyword-free vignettes "
+                   "(set=keyword_free|keyword_rich|both, battery=FILE)")
     source = "original items written for emobench (tasks/data/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
@@ -92,19 +108,21 @@ class Vignettes(ChoiceTask):
     instruction = ("Which one of Plutchik's eight basic emotions is the main character of the short story "
                    "below most likely experiencing?")
     gen_params = GenParams(temperature=0.0, max_tokens=128)
-    arg_defaults = {"set": "keyword_free"}
+    arg_defaults = {"set": "keyword_free", "battery": SHIPPED}
     size = 64
 
-    def items(self) -> Iterable[Item]:
-        """The battery; subclasses read other batteries into the same `Item` shape."""
-        return _battery(str(battery_path()))
+    def items(self) -> Sequence[Item]:
+        """The battery; the AIPsy-Affect subclass reads its splits into the same `Item` shape."""
+        return battery_items(self)
 
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         kinds = _kinds(self.args.get("set", "keyword_free"))
-        for it in self.items():
-            if it.kind in kinds:
-                yield Sample(id=it.id, input=it.text, target=EMOTIONS.index(str(it.emotion)), choices=CHOICES,
-                             metadata={"category": it.emotion, "kind": it.kind, "pair_id": it.pair_id})
+        items = self.items()
+        samples = [Sample(id=it.id, input=it.text, target=EMOTIONS.index(str(it.emotion)), choices=CHOICES,
+                          metadata={"category": it.emotion, "kind": it.kind, "pair_id": it.pair_id,
+                                    **_own_label(it)})
+                   for it in items if it.kind in kinds]
+        return require_samples(samples, items, f"{' or '.join(kinds)} items")
 
     def continuation(self, answer: Any, sample: Sample) -> str:
         """The start of the JSON reply the prompt asks for: options share `{"answer": "`, which the
@@ -124,11 +142,16 @@ class Vignettes(ChoiceTask):
                 continue
             m, d = super().aggregate(group)
             metrics["accuracy" + label] = m["accuracy"]
+            if "strict_accuracy" in m:
+                metrics["strict_accuracy" + label] = m["strict_accuracy"]
             details["accuracy_by_emotion" + label] = d.get("accuracy_by_category", {})
             gold = [EMOTIONS[int(r["target"])] for r in group]
             pred = [EMOTIONS[r["parsed"]] if isinstance(r["parsed"], int) and 0 <= r["parsed"] < len(EMOTIONS)
                     else None for r in group]
             details["confusion" + label] = M.confusion(gold, pred, EMOTIONS)
+        names = {_meta(r, "category"): _meta(r, "label") for r in records if _meta(r, "label")}
+        if names:  # the dataset's own emotion names (AIPsy-Affect's rage, terror, ...) beside the primaries
+            details["dataset_labels"] = dict(sorted(names.items()))
         if free and rich:
             gap = keyword_gap(records, lambda r: float(r["score"] or 0.0))
             if gap is not None:
@@ -140,10 +163,17 @@ class Vignettes(ChoiceTask):
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
+def detect_sample(it: Item) -> Sample:
+    """An item of the detection tasks: target 1 for an affect-side item, 0 for a neutral one."""
+    return Sample(id=it.id, input=it.text, target=int(it.kind != "neutral"),
+                  metadata={"kind": it.kind, "pair_id": it.pair_id, "emotion": it.emotion, **_own_label(it)})
+
+
 class VignettesAffect(Task):
     name = "vignettes_affect"
     family = "vignette"
-    description = "affect vs matched neutral control: AUROC of the model's own P(emotion), paired sign test"
+    description = ("affect vs matched neutral control: AUROC of the model's own P(emotion), paired sign test "
+                   "(battery=FILE)")
     source = "original items written for emobench (tasks/data/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
@@ -151,27 +181,28 @@ class VignettesAffect(Task):
     instruction = "Read the question, then the short story."
     gen_params = GenParams(temperature=0.0, max_tokens=128)
     primary_metric = "auroc"
-    arg_defaults = {"set": "keyword_free"}
+    arg_defaults = {"set": "keyword_free", "battery": SHIPPED}
     size = 128
     YES, NO = 100.0, 0.0
 
-    def items(self) -> Iterable[Item]:
-        return _battery(str(battery_path()))
+    def items(self) -> Sequence[Item]:
+        return battery_items(self)
 
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         """Per pair: the selected affect-side item(s), then the neutral control; pairs without a
         control are left out (they cannot be compared)."""
         kinds = _kinds(self.args.get("set", "keyword_free"))
+        items = self.items()
         by_pair: dict[str, dict[str, Item]] = {}
-        for it in self.items():
+        for it in items:
             by_pair.setdefault(it.pair_id, {})[it.kind] = it
-        for pid, slot in by_pair.items():
+        samples: list[Sample] = []
+        for slot in by_pair.values():
             chosen = [slot[k] for k in kinds if k in slot]
-            if not chosen or "neutral" not in slot:
-                continue
-            for it in [*chosen, slot["neutral"]]:
-                yield Sample(id=it.id, input=it.text, target=int(it.kind != "neutral"),
-                             metadata={"kind": it.kind, "pair_id": pid, "emotion": it.emotion})
+            if chosen and "neutral" in slot:
+                samples += [detect_sample(it) for it in [*chosen, slot["neutral"]]]
+        return require_samples(samples, items,
+                               f"{' or '.join(kinds)} item with a neutral control of the same pair_id")
 
     def answer_space(self, sample: Sample) -> list[float]:
         return [self.YES, self.NO]
@@ -260,137 +291,7 @@ class VignettesAffect(Task):
         return wins, losses, ties
 
 
-# ---- AIPsy-Affect (keidolabs/aipsy-affect, MIT) ----------------------------------------------------------
-AIPSY_REPO = "keidolabs/aipsy-affect"
-AIPSY_SPLITS = ("clinical", "neutral", "moderate", "complex_neutral")
-TEXT_COLUMNS = ("text", "vignette", "scenario", "passage", "content", "story", "item_text", "item", "stimulus",
-                "prompt")
-EMOTION_COLUMNS = ("emotion", "target_emotion", "primary_emotion", "plutchik_emotion", "emotion_category",
-                   "category", "label", "plutchik", "emotion_label")
-PAIR_COLUMNS = ("pair_id", "pair", "matched_id", "match_id", "pair_index", "matched_to", "control_for",
-                "source_id", "clinical_id")
-ID_COLUMNS = ("id", "item_id", "vignette_id", "uid", "idx", "index")
-
-
-def _pick(columns: list[str], preferred: tuple[str, ...], accept: Callable[[str], bool] | None = None) -> str | None:
-    """The first `preferred` column name present (and accepted); with `accept`, else any accepted column."""
-    lowered = {c.lower(): c for c in columns}
-    for name in preferred:
-        if name in lowered and (accept is None or accept(lowered[name])):
-            return lowered[name]
-    return next((c for c in columns if accept(c)), None) if accept is not None else None
-
-
-def map_columns(rows: list[dict[str, Any]], where: str, need_emotion: bool) -> dict[str, str | None]:
-    """Find the text, emotion, pair and id columns of an AIPsy split whose schema is not documented.
-
-    Text: a preferred name holding strings, else the string column with the longest values. Emotion: a
-    column whose values are (nearly all) Plutchik emotion names. Pair/id: by name. A split that cannot
-    be mapped raises a DataError that lists the columns found.
-    """
-    columns = list(rows[0].keys()) if rows else []
-
-    def strings(c: str) -> bool:
-        return all(isinstance(r.get(c), str) for r in rows)
-
-    def mean_len(c: str) -> float:
-        return sum(len(r[c]) for r in rows) / len(rows)
-
-    def emotions(c: str) -> bool:
-        values = [str(r.get(c) or "").strip().lower() for r in rows]
-        return sum(v in EMOTIONS for v in values) >= 0.9 * len(values)
-
-    text = _pick(columns, TEXT_COLUMNS, lambda c: strings(c) and mean_len(c) >= 20)
-    if text is None:
-        long_strings = sorted((c for c in columns if strings(c)), key=mean_len, reverse=True)
-        text = long_strings[0] if long_strings and mean_len(long_strings[0]) >= 40 else None
-    emotion = _pick(columns, EMOTION_COLUMNS, emotions)
-    mapping = {"text": text, "emotion": emotion,
-               "pair": _pick(columns, PAIR_COLUMNS), "id": _pick(columns, ID_COLUMNS)}
-    missing = [k for k in ("text", "emotion") if mapping[k] is None and (k == "text" or need_emotion)]
-    if missing:
-        raise DataError(where, f"cannot find the {' and '.join(missing)} column(s) among the columns found: "
-                        f"{', '.join(columns) or '(none)'}")
-    return mapping
-
-
-def _local_split_file(root: Path, split: str) -> Path | None:
-    """`clinical.parquet`, `clinical-00000-of-00001.parquet` (hub layout), .jsonl or .csv, searched below
-    `root` (an `*aipsy*` folder first)."""
-    suffixes = (".parquet", ".jsonl", ".csv")
-    folders = sorted(p for p in root.rglob("*") if p.is_dir() and "aipsy" in p.name.lower()) + [root]
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-            if path.suffix in suffixes and (stem == split or stem.startswith(split + "-")):
-                return path
-    return None
-
-
-def _read_local(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if path.suffix == ".parquet":
-        import pandas as pd  # noqa: PLC0415
-
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:
-            raise DataError(path, f"cannot read parquet ({type(exc).__name__}: {exc})") from None
-        return [(i, row) for i, row in enumerate(frame.to_dict(orient="records"), start=1)]
-    return list(read_csv(path) if path.suffix == ".csv" else read_jsonl(path))
-
-
-def aipsy_rows(split: str, local_root: Path | None) -> tuple[str, list[tuple[int, dict[str, Any]]]]:
-    """(where, numbered rows) of one split: the local copy when `--data-dir` has one, else the hub."""
-    if local_root is not None and local_root.is_dir():
-        path = _local_split_file(local_root, split)
-        if path is not None:
-            return str(path), _read_local(path)
-    return f"hf://{AIPSY_REPO}[{split}]", list(hub_rows(AIPSY_REPO, split=split))
-
-
-def _pair_key(row: dict[str, Any], mapping: dict[str, str | None], number: int) -> tuple[str, str]:
-    """(pair key, how): the pair column, else the number in the id ("C017" and "N017" pair), else the
-    row number (the card says controls are matched one to one; row order is then the only link)."""
-    if mapping["pair"] is not None and row.get(mapping["pair"]) not in (None, ""):
-        return str(row[mapping["pair"]]), "pair column"
-    if mapping["id"] is not None:
-        digits = re.findall(r"\d+", str(row.get(mapping["id"])))
-        if digits:
-            return str(int(digits[-1])), "id number"
-    return str(number), "row order"
-
-
-def load_aipsy(affect_split: str, control_split: str | None, local_root: Path | None) -> list[Item]:
-    """AIPsy rows as battery `Item`s: the affect split as `affect`, the control split as `neutral`."""
-    items: list[Item] = []
-    for split, kind in ((affect_split, "affect"), (control_split, "neutral")):
-        if split is None:
-            continue
-        where, rows = aipsy_rows(split, local_root)
-        if not rows:
-            raise DataError(where, "split is empty")
-        mapping = map_columns([r for _, r in rows], where, need_emotion=kind == "affect")
-        for n, (line, row) in enumerate(rows, start=1):
-            text = str(row.get(mapping["text"]) or "").strip()
-            if not text:
-                raise DataError(where, f"empty {mapping['text']!r}", line)
-            emotion = str(row.get(mapping["emotion"]) or "").strip().lower() if mapping["emotion"] else ""
-            if kind == "affect" and emotion not in EMOTIONS:
-                raise DataError(where, f"{mapping['emotion']!r} is {row.get(mapping['emotion'])!r}, not one of "
-                                f"{', '.join(EMOTIONS)}", line)
-            pair, _ = _pair_key(row, mapping, n)
-            if split not in ("clinical", "neutral"):  # moderate / complex_neutral have no matched partner
-                pair = f"{split}-{pair}"
-            ident = str(row.get(mapping["id"])) if mapping["id"] else str(n)
-            items.append(Item(f"aipsy-{split}-{ident}", pair, kind, emotion if kind == "affect" else None,
-                              text, where, line))
-    ids = [it.id for it in items]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(items[0].path, f"duplicate item id {dup!r}")
-    return items
-
-
+# ---- AIPsy-Affect (keidolabs/aipsy-affect, MIT): its splits through emobench.battery --------------------
 def _check_split(value: Any, allowed: tuple[str, ...], key: str) -> str:
     if value not in allowed:
         raise ConfigError(f"--task-arg {key}={value!r}: choose one of {', '.join(allowed)}")
@@ -405,9 +306,9 @@ class AipsyAffect(Vignettes):
     arg_defaults = {"subset": "clinical"}
     size = 192
 
-    def items(self) -> Iterable[Item]:
-        subset = _check_split(self.args["subset"], ("clinical", "moderate"), "subset")
-        return load_aipsy(subset, None, data_dir(self.data_dir))
+    def items(self) -> Sequence[Item]:
+        subset = _check_split(self.args["subset"], AIPSY_AFFECT_SPLITS, "subset")
+        return aipsy_items(subset, None, self.data_dir)
 
 
 class AipsyAffectDetect(VignettesAffect):
@@ -418,14 +319,12 @@ class AipsyAffectDetect(VignettesAffect):
     arg_defaults = {"affect": "clinical", "control": "neutral"}
     size = 384
 
-    def items(self) -> Iterable[Item]:
-        affect = _check_split(self.args["affect"], ("clinical", "moderate"), "affect")
-        control = _check_split(self.args["control"], ("neutral", "complex_neutral"), "control")
-        return load_aipsy(affect, control, data_dir(self.data_dir))
+    def items(self) -> Sequence[Item]:
+        affect = _check_split(self.args["affect"], AIPSY_AFFECT_SPLITS, "affect")
+        control = _check_split(self.args["control"], AIPSY_CONTROL_SPLITS, "control")
+        return aipsy_items(affect, control, self.data_dir)
 
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         """Every affect and control item (the moderate and complex_neutral splits have no one-to-one
         partner, so unlike the shipped battery an unpaired item is kept; the sign test uses pairs)."""
-        for it in self.items():
-            yield Sample(id=it.id, input=it.text, target=int(it.kind != "neutral"),
-                         metadata={"kind": it.kind, "pair_id": it.pair_id, "emotion": it.emotion})
+        return [detect_sample(it) for it in self.items()]

@@ -11,9 +11,10 @@ import pytest
 
 from emobench.client import ModelClient
 from emobench.errors import ModelCallError
+from emobench.manifest import RunConfig
 from emobench.models import make_backend
 from emobench.models.base import Unsupported
-from emobench.runner import RunConfig, run
+from emobench.runner import run
 from emobench.types import GenParams, Usage
 
 FEELINGS = str(Path(__file__).parent / "fixtures" / "custom" / "feelings.yaml")
@@ -21,7 +22,7 @@ MESSAGES = [{"role": "user", "content": "Say hi"}]
 
 
 def _client(spec: str, base_url: str, **kwargs) -> ModelClient:
-    backend = make_backend(spec, base_url=base_url, timeout=kwargs.pop("timeout", 5.0))
+    backend = make_backend(spec, kwargs.pop("model_args", None), base_url=base_url, timeout=kwargs.pop("timeout", 5.0))
     return ModelClient(backend, None, kwargs.pop("concurrency", 4), backoff_initial=0.01, timeout=5.0, **kwargs)
 
 
@@ -126,3 +127,70 @@ def test_api_key_is_sent_but_never_written(make_server, tmp_path, monkeypatch):
     for path in [*out.rglob("*"), *tmp_path.glob("cache.sqlite*")]:
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
+
+
+# ---- the run seed -----------------------------------------------------------------------------------
+# a 26-option question: the loopback server's sampled answer is one of 26 letters, picked by (prompt, seed)
+QUESTION = [{"role": "user", "content": "Which feeling?\n" + "\n".join(f"{chr(65 + i)}) option {i}" for i in range(26))}]
+SAMPLED = GenParams(temperature=0.8, max_tokens=8)
+
+
+def _draws(client: ModelClient, n: int = 6) -> list[str]:
+    async def go():
+        return [(await client.chat(QUESTION, SAMPLED, Usage(), draw=d)).text for d in range(n)]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("spec", ["openai/loopback", "litellm/openai/loopback"])
+def test_run_seed_is_sent_per_request_and_another_seed_gives_other_draws(make_server, spec):
+    srv = make_server()
+    first = _draws(_client(spec, srv.base_url, seed=1))
+    sent = [body["seed"] for body in srv.state.bodies]
+    client = _client(spec, srv.base_url, seed=1)
+    assert sent == [client.request(QUESTION, SAMPLED, d).params.seed for d in range(6)]  # what reached the server
+    assert len(set(sent)) == 6  # each draw of a voting protocol has its own seed
+    assert _draws(client) == first  # the same seed: the same draws
+    assert _draws(_client(spec, srv.base_url, seed=2)) != first  # another seed: other draws
+    no_seed = _client(spec, srv.base_url)
+    asyncio.run(no_seed.chat(QUESTION, SAMPLED, Usage()))
+    assert "seed" not in srv.state.bodies[-1]  # no run seed, nothing sent
+
+
+def test_seed_is_part_of_the_cache_key_and_independent_of_order(make_server, tmp_path):
+    from emobench.cache import ResponseCache
+
+    srv = make_server()
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    backend = make_backend("openai/loopback", base_url=srv.base_url)
+
+    def client(seed):
+        return ModelClient(backend, cache, 4, backoff_initial=0.01, seed=seed)
+
+    async def draws_in(order, c):
+        replies = await asyncio.gather(*(c.chat(QUESTION, SAMPLED, Usage(), draw=d) for d in order))
+        return dict(zip(order, (r.text for r in replies), strict=True))
+
+    forward = asyncio.run(draws_in([0, 1, 2, 3], client(7)))
+    assert srv.state.requests == 4
+    # a second run with the same seed, asking in another order and concurrency: all from the cache
+    assert asyncio.run(draws_in([3, 1, 0, 2], client(7))) == forward and srv.state.requests == 4
+    assert asyncio.run(draws_in([0, 1, 2, 3], client(8))) != forward and srv.state.requests == 8
+    greedy = GenParams(max_tokens=8)
+    assert client(7).request(QUESTION, greedy).params.seed != client(8).request(QUESTION, greedy).params.seed
+    cache.close()
+
+
+def test_litellm_sends_a_seed_only_to_providers_that_take_one(make_server):
+    assert make_backend("litellm/openai/loopback", base_url=make_server().base_url).sends_seed
+    # litellm refuses the whole call when given a parameter the provider does not have
+    assert not make_backend("litellm/anthropic/claude-3-5-sonnet-latest").sends_seed
+
+
+def test_api_backends_report_their_sdk_version_as_environment(make_server):
+    import openai
+
+    srv = make_server()
+    assert make_backend("openai/m", base_url=srv.base_url).environment() == {"openai": openai.__version__}
+    assert set(make_backend("litellm/openai/m", base_url=srv.base_url).environment()) == {"litellm"}
+    assert make_backend("random").environment() == {}

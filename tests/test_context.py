@@ -18,6 +18,7 @@ from emobench.models import make_backend
 from emobench.registry import make_task
 from emobench.types import Usage
 from emobench.variants.base import Variant, ask
+from emobench.variants.direct import Direct
 
 
 def words(text: str) -> int:
@@ -112,11 +113,11 @@ def test_every_variant_gets_the_fitted_context_through_ask(server):
     assert sum(client.count_tokens(m["content"]) for m in seen[0]) + task.gen_params.max_tokens <= 420
 
 
-def _run(tmp_path: Path, server, *extra: str) -> list[dict]:
+def _run(tmp_path: Path, server, *extra: str, exit_code: int = 0) -> list[dict]:
     out = tmp_path / "run"
     code = main(["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", "longemotion_qa",
                  "--data-dir", str(FIXTURES / "longemotion"), "-q", "--output", str(out), *extra])
-    assert code == 0
+    assert code == exit_code
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
 
@@ -130,7 +131,23 @@ def test_truncation_is_recorded_per_sample_and_the_policy_in_the_manifest(tmp_pa
 
 
 def test_error_policy_makes_an_error_outcome_not_a_crash(tmp_path, server):
-    records = _run(tmp_path, server, "--model-arg", "context_window=420", "--task-arg", "truncate=error")
+    records = _run(tmp_path, server, "--model-arg", "context_window=420", "--task-arg", "truncate=error",
+                   exit_code=3)  # the run finished, with samples in error
     assert {r["outcome"] for r in records} == {"error"}
     assert "does not fit" in records[0]["error"]
     assert server.state.snapshot()["requests"] == 0  # refused before any model call
+
+
+def test_a_reask_sends_the_same_fitted_prompt_at_a_higher_temperature(server):
+    """Re-asking is a generic Task option (`reask_unparseable`), not EQ-Bench's alone: any task that sets
+    it gets its unreadable replies asked again, with the context fitted once for every attempt."""
+    seen: list[list[dict[str, str]]] = []
+    server.config.answer_fn = lambda messages: seen.append(messages) or ('{"index": 1}' if len(seen) > 1 else "hmm")
+    task = make_task("longemotion_ed", {}, str(FIXTURES / "longemotion"))
+    task.reask_unparseable = 2
+    sample = next(iter(task.load_samples()))
+    backend = make_backend("openai/m", {"context_window": 300}, base_url=server.base_url)
+    out = asyncio.run(Direct().answer(task, sample, ModelClient(backend, cache=None), Usage()))
+    assert len(seen) == 2 and seen[0] == seen[1] and out.trace["context"]["truncated"] is True
+    assert out.responses == ['{"index": 1}']
+    assert [a["temperature"] for a in out.trace["reask"][0]["attempts"]] == [0.0, 0.15]

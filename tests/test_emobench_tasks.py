@@ -191,6 +191,8 @@ def test_paper_protocol_run_asks_five_draws_and_reports_orders(make_server, tmp_
     entry = json.loads((out / "results.json").read_text())["results"][0]
     assert server.state.snapshot()["requests"] == 4 * 4 * 5  # items x orders x draws
     assert entry["metrics"]["accuracy"] == {**entry["metrics"]["accuracy"], "value": 1.0, "n": 4}
+    # strict accuracy is averaged like the headline: over orders, n = items (not items x orders)
+    assert entry["metrics"]["strict_accuracy"] == {**entry["metrics"]["strict_accuracy"], "value": 1.0, "n": 4}
     assert set(entry["details"]["accuracy_by_order"]) == {"0", "1", "2", "3"}
     assert entry["details"]["protocol"] == "paper"
 
@@ -231,3 +233,93 @@ def test_majority_baseline_is_the_majority_rate_and_chance_once_shuffled(tmp_pat
     value, n = _baseline_accuracy(tmp_path, "majority", "emobench_ea", "--task-arg", "shuffle=true")
     lo, hi = wilson(value * n, n)
     assert lo <= 0.25 <= hi
+
+
+# ---- the authors' recorded outputs: rows matched to items by their options ----------------------
+def _real_reference(task: str, model: str, order: str = "") -> Path:
+    return shared_dataset("emobench", "reference_outputs", task, f"{model}-en{order}.csv")
+
+
+def _option_set(options) -> frozenset[str]:
+    """Options compared as the test sees them: case, punctuation and quote style ignored."""
+    return frozenset(" ".join(re.sub(r"[\W_]+", " ", o.lower()).split()) for o in options)
+
+
+def test_gpt4_ea_rows_33_to_187_get_their_own_scenario_and_category():
+    """The dataset was reordered after the authors' GPT-4 EA files were written: row 33 of the CSV is
+    item 187 and rows 34-187 are items 33-186, so attaching context by position is off by one there."""
+    folder = _real_reference("EA", "gpt-4").parents[2]
+    task = _task("emobench_ea", folder)
+    items = {s.id: s for s in task.load_samples()}
+    imported = task.read_reference_outputs([_real_reference("EA", "gpt-4")])
+    assert [s.id for s, _ in imported][31:35] == ["en-32", "en-187", "en-33", "en-34"]
+    assert len({s.id for s, _ in imported}) == 200
+    for sample, _ in imported:
+        item = items[sample.id]
+        assert _option_set(sample.choices) == _option_set(item.choices) or sample.id in ("en-33", "en-38",
+                                                                                          "en-39", "en-192")
+        assert sample.metadata["scenario"] == item.metadata["scenario"]
+        assert sample.metadata["category"] == item.metadata["category"]
+        assert sample.metadata["question_type"] == item.metadata["question_type"]
+
+
+def test_gpt4_eu_rows_get_their_own_category_in_every_order():
+    folder = _real_reference("EU", "gpt-4").parents[2]
+    task = _task("emobench_eu", folder, protocol="paper")
+    items = {s.id: s for s in _task("emobench_eu", folder).load_samples()}
+    imported = task.read_reference_outputs([_real_reference("EU", "gpt-4", k) for k in ("", "1", "2", "3")])
+    assert len(imported) == 800
+    for sample, _ in imported:
+        item = items[sample.id.split("/")[0]]
+        assert sample.metadata["category"] == item.metadata["category"]
+        assert sample.metadata["scenario"] == item.metadata["scenario"]
+        assert sample.choices[sample.target["emotion"]] == item.choices[item.target["emotion"]]
+
+
+@pytest.mark.parametrize("task, model, expected", [
+    ("EU", "gpt-4", 59.75), ("EA", "gpt-4", 75.50), ("EU", "random", 2.62), ("EA", "random", 24.12),
+])
+def test_paper_figures_hold_with_the_dataset_at_hand(tmp_path, task, model, expected):
+    from emobench.rescore import import_predictions
+
+    files = [_real_reference(task, model, k) for k in ("", "1", "2", "3")]
+    results = import_predictions(files, f"emobench_{task.lower()}", tmp_path / "run", model,
+                                 {"protocol": "paper"}, data_dir=str(files[0].parents[2]))
+    entry = results["results"][0]
+    assert f"{entry['metrics']['accuracy']['value'] * 100:.2f}" == f"{expected:.2f}"
+    assert len(entry["details"]["accuracy_by_category"]) == 4
+
+
+def _reference_csv(tmp_path: Path, rows: list[str]) -> Path:
+    header = (FIX / "ea-model-en.csv").read_text(encoding="utf-8").splitlines()[0]
+    path = tmp_path / "reordered-en.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reference_rows_in_another_order_and_with_retyped_quotes_find_their_items(tmp_path):
+    rows = (FIX / "ea-model-en.csv").read_text(encoding="utf-8").splitlines()[1:]
+    rows[3] = rows[3].replace("guest's", "guest’s")  # a curly apostrophe, as the authors' files have
+    path = _reference_csv(tmp_path, [rows[3], rows[0], rows[2], rows[1]])
+    imported = _task("emobench_ea").read_reference_outputs([path])
+    assert [s.id for s, _ in imported] == ["en-4", "en-1", "en-3", "en-2"]
+    assert [s.metadata["subject"] for s, _ in imported] == ["Sam", "Priya", "Dana", "Leo"]
+
+
+@pytest.mark.parametrize("rows, message", [
+    (lambda r: [r[0], r[0]], "match the same item as line 2"),
+    (lambda r: [r[0].replace("Quit on the spot", "Resign").replace("Pretend nothing", "Forget what")],
+     "match no item of EA.jsonl"),
+])
+def test_a_reference_row_without_a_unique_item_names_file_and_line(tmp_path, rows, message):
+    path = _reference_csv(tmp_path, rows((FIX / "ea-model-en.csv").read_text(encoding="utf-8").splitlines()[1:]))
+    with pytest.raises(DataError, match=message) as err:
+        _task("emobench_ea").read_reference_outputs([path])
+    assert err.value.path.endswith("reordered-en.csv") and err.value.line == len(rows(["x", "y"])) + 1
+
+
+def test_without_the_dataset_reference_rows_get_ids_that_cannot_pass_for_items(tmp_path):
+    """Offline and without --data-dir the items cannot be found: ids say they are row numbers."""
+    imported = make_task("emobench_ea", {}, None).read_reference_outputs([FIX / "ea-model-en.csv"])
+    assert [s.id for s, _ in imported] == ["en-row1", "en-row2", "en-row3", "en-row4"]
+    assert imported[0][0].metadata["scenario"] == "(not recorded in the prediction file)"

@@ -3,14 +3,23 @@ with its parseable-fraction failure flag, loaders, and a loopback run end to end
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import random
+import re
+from collections import Counter
 
 import pytest
 
+from emobench.cache import ResponseCache
 from emobench.cli import main
-from emobench.errors import DataError
+from emobench.client import ModelClient
+from emobench.errors import ConfigError, DataError
+from emobench.models.base import Backend
 from emobench.registry import make_task
+from emobench.types import ChatRequest, Completion, Usage
+from emobench.variants.base import ask
 from tests.conftest import FIXTURES, shared_dataset
 
 FIX = FIXTURES / "eqbench"
@@ -59,7 +68,10 @@ def test_prompt_has_revision_instructions_removed():
     ("Betrayed: 7\nAmused: 0\nHurt: 8", False),  # three pairs
     ("Betrayed: 7\nAmused: 0\nGrateful: 0\nAngry: 8", False),  # not the reference emotions
     ("betrayed: 7\namused: 0\ngrateful: 0\nhurt: 8", False),  # names must match exactly
-    ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8\nBetrayed: 6\nAmused: 0\nGrateful: 0\nHurt: 8", False),
+    # a restated block: a repeated name keeps its last value (upstream's dict(findall)), so it parses
+    ("Betrayed: 6\nAmused: 0\nGrateful: 0\nHurt: 8\nBetrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8", True),
+    ("Betrayed: 0\nAmused: 0\nGrateful: 0\nHurt: 0", False),  # an all-zero reply is unparseable
+    ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8\nAngry: 2", False),  # five names
     ("Betrayed:7\nAmused: 0\nGrateful: 0\nHurt: 8", False),  # the rule needs whitespace after the colon
     ("no scores", False),
 ])
@@ -70,6 +82,67 @@ def test_parse_rule(reply, ok):
     assert (parsed is not None) == ok
     if ok:
         assert parsed == {"Betrayed": 7, "Amused": 0, "Grateful": int("Grateful: 1" in reply), "Hurt": 8}
+
+
+def upstream_reading(text: str, reference: dict[str, int]) -> dict[str, int] | None:
+    """EQ-Bench v2 (lib/scoring.py at the v2 release 2f6eab4, revision off), written from its
+    semantics: `dict(re.findall(r'(\\w+):\\s+(\\d+)', text))`, then `calculate_score` (v1, which
+    decides whether an item parsed) refuses anything but 4 entries all naming a reference emotion
+    (exact case) and a score total <= 0."""
+    user = dict(re.findall(r"(\w+):\s+(\d+)", text))
+    if len(user) != 4:
+        return None
+    if len({name for name in user for ref_name in reference if name == ref_name}) != 4:
+        return None
+    if sum(float(v) for v in user.values()) <= 0:
+        return None
+    return {name: int(v) for name, v in user.items()}
+
+
+def _generated_replies(names: list[str], n: int, seed: int = 11) -> list[str]:
+    """The four names in random order with random scores, then slips: a name repeated (often with
+    another score), a stranger, a name left out, odd spacing or markup, lower case, all zeros."""
+    rng = random.Random(seed)
+    formats = ["{}: {}"] * 6 + ["{}:  {}", "{}:{}", "{} : {}", "**{}**: {}", "{}: {}/10", "- {}: {}"]
+    replies = []
+    for _ in range(n):
+        lines = [(name, rng.choice([0, 0, 1, 5, 10, 12])) for name in rng.sample(names, 4)]
+        for _ in range(rng.choice([0, 0, 1, 2])):
+            slip = rng.choice(["repeat", "stranger", "drop", "lower", "zeros"])
+            if slip == "repeat":
+                lines.append((rng.choice(names), rng.choice([0, 3, 9])))
+            elif slip == "stranger":
+                lines.insert(rng.randrange(len(lines) + 1), (rng.choice(["Angry", "Sad", "Hurt_2"]), 4))
+            elif slip == "drop" and lines:
+                lines.pop(rng.randrange(len(lines)))
+            elif slip == "lower" and lines:
+                i = rng.randrange(len(lines))
+                lines[i] = (lines[i][0].lower(), lines[i][1])
+            elif slip == "zeros":
+                lines = [(name, 0) for name, _ in lines]
+        text = "\n".join(rng.choice(formats).format(name, score) for name, score in lines)
+        replies.append(rng.choice(["", "Sure.\n", "First pass scores:\n"]) + text)
+    return replies
+
+
+def test_parse_matches_upstream_on_generated_replies():
+    task = _task()
+    sample = next(iter(task.load_samples()))
+    replies = _generated_replies(list(sample.target), 3000)
+    readable = 0
+    for reply in replies:
+        expected = upstream_reading(reply, sample.target)
+        assert task.parse(reply, sample) == expected, reply
+        readable += expected is not None
+    assert 100 < readable < 2900  # the set exercises both outcomes
+
+
+def test_every_answer_the_baselines_draw_is_parseable():
+    task = _task()
+    sample = next(iter(task.load_samples()))
+    space = task.answer_space(sample)
+    assert len(space) == 11**4 - 1
+    assert all(task.parse(task.format_answer(a, sample), sample) == a for a in space)
 
 
 def _records(scores_and_outcomes):
@@ -153,3 +226,113 @@ def test_random_baseline_scores_about_zero(tmp_path):
     m = json.loads((out / "results.json").read_text())["results"][0]["metrics"]["eqbench_score"]
     assert m["ci_low"] <= 0 <= m["ci_high"]
 
+
+
+def _questions_text(pairs: list[tuple[str, dict]]) -> str:
+    """A question file written by hand, so that a key can appear twice (json.dumps cannot)."""
+    return "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in pairs) + "\n}\n"
+
+
+def test_a_repeated_question_id_names_file_and_line(tmp_path):
+    """JSON keeps only the last of two equal keys: a repeated id would silently drop an item."""
+    questions = list(json.loads((FIX / "eq_bench_v2_questions_171.json").read_text()).items())
+    (tmp_path / "eq_bench_v2_questions_171.json").write_text(_questions_text([*questions, questions[0]]))
+    with pytest.raises(DataError, match="duplicate id '1'") as err:
+        list(_task(tmp_path).load_samples())
+    assert err.value.line == len(questions) + 2
+
+
+# ---- re-asking unparseable items ----------------------------------------------------------------
+class ScriptedBackend(Backend):
+    """A local backend: unparseable replies for the first `bad` calls of each prompt, then the
+    fixture's reference answer; it records the temperature of every call."""
+
+    kind = "scripted"
+
+    def __init__(self, bad: int):
+        super().__init__("scripted")
+        self.bad, self.temperatures, self.seen = bad, [], Counter()
+
+    async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
+        out = []
+        for request in requests:
+            self.temperatures.append(request.params.temperature)
+            prompt = request.messages[-1]["content"]
+            self.seen[prompt] += 1
+            out.append(Completion("I am not sure." if self.seen[prompt] <= self.bad
+                                  else _reference_answer(list(request.messages))))
+        return out
+
+
+def _ask(task, backend, cache=None, **overrides):
+    sample = next(iter(task.load_samples()))
+    client = ModelClient(backend, cache, gen_overrides=overrides)
+    usage = Usage()
+    out = asyncio.run(ask(task, sample, task.render(sample), client, usage))
+    return sample, out, usage
+
+
+def test_reask_raises_the_temperature_by_the_step_until_the_reply_parses(tmp_path):
+    task = make_task("eqbench", {"reask": "3"}, str(FIX))
+    backend = ScriptedBackend(bad=2)
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    sample, out, usage = _ask(task, backend, cache)
+    assert backend.temperatures == pytest.approx([0.01, 0.16, 0.31])
+    assert task.parse(out.responses[0], sample) == sample.target and usage.calls == 3
+    attempts = out.trace["reask"][0]["attempts"]
+    assert [a["temperature"] for a in attempts] == pytest.approx([0.01, 0.16, 0.31])
+    assert [a["parsed"] for a in attempts] == [False, False, True] and attempts[0]["reply"] == "I am not sure."
+    again = ScriptedBackend(bad=2)  # every attempt was cached: asking again calls nothing
+    _, out2, usage2 = _ask(task, again, cache)
+    assert again.temperatures == [] and usage2.cached_calls == 3 and out2.responses == out.responses
+
+
+def test_reask_gives_up_after_n_and_is_off_by_default():
+    sample, out, usage = _ask(make_task("eqbench", {"reask": 2}, str(FIX)), ScriptedBackend(bad=5))
+    assert usage.calls == 3 and _task().parse(out.responses[0], sample) is None
+    assert [a["parsed"] for a in out.trace["reask"][0]["attempts"]] == [False, False, False]
+    backend = ScriptedBackend(bad=5)
+    _, out, usage = _ask(_task(), backend)
+    assert usage.calls == 1 and backend.temperatures == [0.01] and "reask" not in out.trace
+
+
+def test_reask_refuses_a_fixed_temperature_override():
+    """--temperature would overwrite every raised temperature: the re-asks would be the same request."""
+    with pytest.raises(ConfigError, match="--temperature"):
+        _ask(make_task("eqbench", {"reask": 2}, str(FIX)), ScriptedBackend(bad=1), temperature=0.5)
+
+
+def test_run_with_reask_and_temperature_stops_with_one_line(server, tmp_path, capsys):
+    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
+                 "--data-dir", str(FIX), "--task-arg", "reask=2", "--temperature", "0.5", "-q",
+                 "-o", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--temperature" in err and "Traceback" not in err and server.state.snapshot()["requests"] == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_reask_must_be_a_count(value):
+    with pytest.raises(ConfigError, match="reask"):
+        make_task("eqbench", {"reask": value}, str(FIX))
+
+
+def test_run_with_reask_recovers_items_and_resumes_from_the_cache(make_server, tmp_path):
+    asked: Counter = Counter()
+
+    def first_reply_unreadable(messages):
+        asked[messages[-1]["content"]] += 1
+        return "They would feel sad." if asked[messages[-1]["content"]] == 1 else _reference_answer(messages)
+
+    server = make_server(answer_fn=first_reply_unreadable)
+    args = ["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
+            "--data-dir", str(FIX), "--task-arg", "reask=2", "-q"]
+    assert main([*args, "-o", str(tmp_path / "run")]) == 0
+    entry = json.loads((tmp_path / "run" / "results.json").read_text())["results"][0]
+    assert entry["metrics"]["eqbench_score"]["value"] == pytest.approx(100.0) and entry["n_unparseable"] == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert all(r["calls"] == 2 and len(r["metadata"]["trace"]["reask"][0]["attempts"]) == 2 for r in records)
+    assert server.state.snapshot()["requests"] == 6
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())["manifest"]
+    assert manifest["tasks"]["eqbench"]["args"]["reask"] == 2
+    assert main([*args, "-o", str(tmp_path / "again")]) == 0  # same requests: all from the cache
+    assert server.state.snapshot()["requests"] == 6

@@ -43,3 +43,19 @@ def test_vllm_generates_and_scores_options(tiny_model_dir):  # noqa: F811
     hf = make_backend(f"hf/{tiny_model_dir}", {"dtype": "float32"})
     conts = [" A", " B"]
     assert asyncio.run(backend.loglikelihood(MSGS, conts)) == pytest.approx(hf.score_options(MSGS, conts), abs=5e-2)
+
+
+def test_hf_on_cuda_records_its_environment_and_samples_each_row_with_its_own_seed(tiny_model_dir):  # noqa: F811
+    from emobench.models import make_backend
+    from emobench.types import ChatRequest, GenParams
+
+    backend = make_backend(f"hf/{tiny_model_dir}", {"dtype": "float32"})
+    env = backend.environment()
+    assert env["device"].startswith("cuda") and env["cuda"] and env["gpu"] and "cuda" not in str(backend.identity())
+    requests = [ChatRequest(({"role": "user", "content": f"n {i}"},), GenParams(temperature=1.0, max_tokens=4, seed=7 + i))
+                for i in range(3)]
+
+    async def together():
+        return [c[0].text for c in await asyncio.gather(*(backend.generate([r]) for r in requests))]
+
+    assert asyncio.run(together()) == [asyncio.run(backend.generate([r]))[0].text for r in requests]

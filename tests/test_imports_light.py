@@ -60,3 +60,12 @@ def test_console_exit_flushes_output_runs_exit_handlers_and_keeps_the_code(tmp_p
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.startswith("emobench: error: unknown model spec")
+
+
+def test_an_lm_eval_export_reads_no_data_and_imports_no_hub_library(tmp_path):
+    """The export only writes YAML: lm-eval has emobench load the data when it runs a task."""
+    probe = PROBE.format(heavy=HEAVY + ("datasets", "huggingface_hub"))
+    proc = subprocess.run([sys.executable, "-c", probe, "export", "lm-eval", "--out", str(tmp_path / "x")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "HEAVY []" in proc.stdout

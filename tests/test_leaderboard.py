@@ -119,7 +119,7 @@ def test_incomparable_run_is_flagged_and_not_ranked(site):
     assert other["band"] is None
     assert [r for r in data["overall"] if r["model"] == "openai/other-template"][0]["overall"] is None
     index = (site[2] / "index.html").read_text()
-    assert "Incomparable runs" in index and "template hash differs" in index
+    assert "Results not ranked" in index and "template hash differs" in index
 
 
 def test_variant_deltas_and_preference_chart_on_the_task_page(site):
@@ -153,10 +153,11 @@ def test_load_results_gives_one_row_per_task_variant_metric(site):
     root, runs, _ = site
     df = emobench.load_results([runs["strong"], str(root / "runs" / "w*")])
     assert set(df.model) == {"openai/strong-model", "openai/weak-model"}
-    assert len(df[df.model == "openai/strong-model"]) == 2  # direct and cot, accuracy
+    assert len(df[(df.model == "openai/strong-model") & (df.metric == "accuracy")]) == 2  # direct and cot
     prim = df[df.primary & (df.variant == "direct")].set_index("model")["value"]
     assert prim["openai/strong-model"] == 1.0 and prim["openai/weak-model"] == 0.5
-    assert len(emobench.load_results(root / "runs")) == 7
+    everything = emobench.load_results(root / "runs")
+    assert len(everything[everything.metric == "accuracy"]) == 7
 
 
 def test_show_prints_the_results_and_samples(site, capsys):
@@ -212,3 +213,79 @@ def test_core_leaderboard_file_loads_and_lists_its_tasks():
     config = load_config(leaderboards_dir() / "core.yaml")
     assert config.name == "core" and len(config.tasks) >= 4 and config.runs
     assert all(t.ceiling > t.floor for t in config.tasks)
+
+
+# ---- results that are not valid on their own terms (issue 11, item 5) --------------------------------
+
+EQ_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "eqbench"
+
+
+def _lucky_answer(messages):
+    """The reference ratings of the one Nadia item, and no ratings at all for the other items: EQ-Bench
+    scores parseable items only, so this model scores 100 on 1 of 3 items (its task marks it failed)."""
+    if "Nadia would feel" in messages[-1]["content"]:
+        return "Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8"
+    return "They would feel many things."
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory):
+    """An EQ-Bench board: a steady model (every item parsed), a lucky one (1 of 3 parsed), a flaky one
+    (a model call failed on 1 of 3 items) and an incomplete run (2 of its manifest's 3 samples)."""
+    root = tmp_path_factory.mktemp("checked")
+
+    def run(name: str, config: ServerConfig, code: int = 0) -> Path:
+        out = root / "runs" / name
+        with LoopbackServer(config) as srv:
+            assert main(["run", "--model", f"openai/{name}", "--base-url", srv.base_url, "--tasks", "eqbench",
+                         "--data-dir", str(EQ_FIXTURE), "-o", str(out), "-q", "--no-cache",
+                         "--max-retries", "0"]) == code
+        return out
+
+    steady = run("steady", ServerConfig())
+    run("lucky", ServerConfig(answer_fn=_lucky_answer))
+    run("flaky", ServerConfig(fault_rate=0.3, faults=("500",), seed=3), code=3)
+    partial = root / "runs" / "partial"
+    shutil.copytree(steady, partial)
+    res = json.loads((partial / "results.json").read_text())
+    res["manifest"]["model"]["spec"] = "openai/partial"
+    res["results"][0]["n_samples"] = res["results"][0]["n_scored"] = 2
+    (partial / "results.json").write_text(json.dumps(res))
+    (root / "eq.yaml").write_text("name: eq\nruns: [runs/*/results.json]\n"
+                                  "tasks:\n  - {task: eqbench, floor: 0, ceiling: 100}\n")
+    out = root / "site"
+    assert main(["leaderboard", "build", str(root / "eq.yaml"), "--out", str(out),
+                 "--runs", str(root / "runs")]) == 0
+    data = json.loads((out / "leaderboard.json").read_text())
+    entries = {e["model"].split("/")[-1]: e for e in data["entries"]}
+    overall = {r["model"].split("/")[-1]: r for r in data["overall"]}
+    return out, entries, overall
+
+
+def test_a_result_its_task_marks_failed_is_shown_but_not_ranked(checked):
+    """The lucky model parsed 1 of 3 items and scored 100 on it: it used to come first."""
+    out, entries, overall = checked
+    lucky = entries["lucky"]
+    assert lucky["value"] == pytest.approx(100.0) and lucky["ranked"] is False and lucky["band"] is None
+    assert "only 33.3% of items parsed" in lucky["invalid"]
+    assert overall["lucky"]["overall"] is None and overall["steady"]["band"] == 1
+    assert entries["steady"]["ranked"] is True and entries["steady"]["invalid"] == ""
+    index = (out / "index.html").read_text()
+    assert "Results not ranked" in index and "only 33.3% of items parsed" in index
+
+
+def test_results_with_failed_samples_or_missing_samples_are_not_ranked(checked):
+    _, entries, overall = checked
+    assert entries["flaky"]["n_errors"] == 1 and entries["flaky"]["ranked"] is False
+    assert "1 of 3 samples failed" in entries["flaky"]["invalid"] and "5%" in entries["flaky"]["invalid"]
+    assert entries["partial"]["ranked"] is False
+    assert "incomplete: 2 of 3 samples" in entries["partial"]["invalid"]
+    assert overall["flaky"]["overall"] is None and overall["partial"]["overall"] is None
+
+
+def test_parse_failure_rate_is_over_samples_not_the_metric_n(checked):
+    """EQ-Bench's n is its parseable items: 2 unparseable of 3 samples is 67%, not 2 / 1 = 200%."""
+    _, entries, overall = checked
+    assert entries["lucky"]["n"] == 1 and entries["lucky"]["n_unparseable"] == 2
+    assert overall["lucky"]["parse_failure_rate"] == pytest.approx(2 / 3)
+    assert overall["steady"]["parse_failure_rate"] == 0.0

@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import yaml
 from test_local_backends import tiny_model_dir  # noqa: F401  (fixture)
 
 from conftest import SHARED_DATASETS, has_embedded_model
@@ -18,7 +19,8 @@ pytest.importorskip("transformers", reason="transformers not installed: pip inst
 
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from emobench.lmeval_export import _task, process_results  # noqa: E402
+from emobench.errors import DataError  # noqa: E402
+from emobench.lmeval_export import _task, load_docs, process_results  # noqa: E402
 from emobench.types import Sample  # noqa: E402
 
 TASK_FILE = """name: feelings_mc
@@ -51,15 +53,25 @@ def export(tmp_path, *extra: str) -> tuple[int, object]:
     return rc, out
 
 
-def test_every_exported_task_loads_in_lm_eval_task_manager_and_builds_requests(tmp_path, capsys, monkeypatch):
-    import huggingface_hub.constants
+def loader_args(out, name: str) -> dict:
+    """The `dataset_kwargs` lm-eval passes to `load_docs` for task `name`."""
+    return yaml.safe_load((out / f"{name}.yaml").read_text().replace("!function ", ""))["dataset_kwargs"]
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # hub-only tasks skip at once
+
+def has_data(out, name: str) -> bool:
+    try:
+        load_docs(**{**loader_args(out, name), "limit": 1})
+        return True
+    except DataError:  # a hub-only task on this offline machine
+        return False
+
+
+def test_every_exported_task_with_data_loads_in_lm_eval_task_manager_and_builds_requests(tmp_path):
     gen_file, mc_file = write_task(tmp_path, "generate"), write_task(tmp_path, "multiple_choice")
     rc, out = export(tmp_path, "--task-file", str(gen_file), "--task-file", str(mc_file), "--limit", "5")
     assert rc == 0
-    names = sorted(p.stem for p in out.glob("*.yaml"))
-    assert {"feelings_gen", "feelings_mul", "vignettes"} <= set(names)  # offline tasks always export
+    names = sorted(p.stem for p in out.glob("*.yaml") if has_data(out, p.stem))
+    assert {"feelings_gen", "feelings_mul", "vignettes"} <= set(names)  # offline tasks always load
     manager = TaskManager(include_path=str(out), include_defaults=False)
     assert set(names) <= set(manager.all_tasks)
     loaded = manager.load_task_or_group(names)
@@ -87,24 +99,32 @@ def test_every_exported_task_loads_in_lm_eval_task_manager_and_builds_requests(t
             assert good > bad == 0.0, (name, sample.id, doc["target"])
 
 
-def test_export_yaml_calls_emobench_for_scoring_and_keeps_the_system_turn(tmp_path):
+def test_export_yaml_has_emobench_load_the_docs_and_score_them_and_keeps_the_system_turn(tmp_path):
     rc, out = export(tmp_path, "--task-file", str(write_task(tmp_path)), "--tasks", "feelings_gen")
     assert rc == 0
     text = (out / "feelings_gen.yaml").read_text()
+    assert "custom_dataset: !function utils.load_docs" in text
     assert "process_results: !function utils.process_results" in text
     assert "description: system" in text and "generate_until" in text
-    assert "from emobench.lmeval_export import process_results" in (out / "utils.py").read_text()
-    row = json.loads((out / "feelings_gen.jsonl").read_text().splitlines()[0])
+    assert "from emobench.lmeval_export import load_docs, process_results" in (out / "utils.py").read_text()
+    docs = load_docs(**loader_args(out, "feelings_gen"), version=1.0)["test"]  # lm-eval adds the metadata
+    assert len(docs) == len(ROWS)
+    row = docs[0]
     assert row["system"] == "You read feelings carefully." and "Nina laughed" in row["user"]
     assert process_results(row, ['{"answer": "A"}']) == {"acc": 1.0}
     assert process_results(row, ["I cannot tell"]) == {"acc": 0.0}
 
 
-def test_export_reports_a_task_without_data_and_exports_the_rest(tmp_path, capsys):
+def test_export_needs_no_data_and_lm_eval_gets_emobench_s_clear_error_without_it(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    rc, out = export(tmp_path, "--tasks", "vignettes,emobench_ea", "--data-dir", str(tmp_path / "empty"))
+    rc, out = export(tmp_path, "--tasks", "vignettes,emobench_ea,emobench_eu", "--data-dir", str(tmp_path / "empty"),
+                     "--task-arg", "emobench_eu.lang=xx")
     printed = capsys.readouterr().out
-    assert rc == 0 and "skipped emobench_ea" in printed and (out / "vignettes.yaml").exists()
+    assert rc == 0 and "skipped emobench_eu: task emobench_eu: lang must be" in printed
+    assert (out / "vignettes.yaml").exists() and (out / "emobench_ea.yaml").exists()
+    assert loader_args(out, "emobench_ea")["data_dir"] == str(tmp_path / "empty")
+    with pytest.raises(DataError, match="EA.jsonl not found in the data folder"):
+        TaskManager(include_path=str(out), include_defaults=False).load_task_or_group(["emobench_ea"])
 
 
 def test_lmeval_backend_runs_an_lm_eval_model_with_the_same_scores_as_the_hf_backend(tiny_model_dir):  # noqa: F811

@@ -101,6 +101,50 @@ def test_hf_identity_records_template_hash_revision_and_dtype_and_override_chang
     assert other.format_prompt(MSGS).endswith("assistant:") and "<|im_start|>" in tiny_hf.format_prompt(MSGS)
 
 
+def test_hf_identity_holds_every_argument_that_changes_outputs_and_environment_the_rest(tiny_model_dir, tiny_hf):
+    from emobench.models import make_backend
+
+    ident = tiny_hf.identity()
+    eager = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "attn_implementation": "eager"})
+    assert eager.identity()["args"] == {"attn_implementation": "eager"} and eager.identity() != ident
+    short = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "max_length": 64, "ll_mode": "per_option"})
+    assert (short.identity()["context_window"], ident["context_window"]) == (64, 256)
+    assert short.identity()["ll_mode"] == "per_option" and ident["ll_mode"] == "shared"
+    # where it runs is not what it computes: the batch size and device are environment, not identity
+    wide = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "batch_size": 2})
+    assert wide.identity() == ident and wide.environment()["batch_size"] == 2
+    env = tiny_hf.environment()
+    assert env["device"] == "cpu" and env["batch_size"] == 4 and env["cpu_capability"]
+    assert env["torch"] and env["transformers"] and "torch" not in str(ident)
+
+
+def test_hf_sampled_draws_follow_the_request_seed_whatever_shares_the_batch(tiny_hf):
+    def request(i: int, seed: int) -> ChatRequest:
+        return ChatRequest(({"role": "user", "content": f"Nina felt joy {i}."},),
+                           GenParams(temperature=1.0, max_tokens=6, seed=seed))
+
+    async def together(requests):
+        return [c[0].text for c in await asyncio.gather(*(tiny_hf.generate([r]) for r in requests))]
+
+    requests = [request(i, 100 + i) for i in range(3)]
+    before = len(tiny_hf._batcher.batch_sizes)
+    batched = asyncio.run(together(requests))
+    assert tiny_hf._batcher.batch_sizes[before:] == [3]  # per-request seeds do not split the batch
+    alone = [asyncio.run(tiny_hf.generate([r]))[0].text for r in reversed(requests)][::-1]
+    assert batched == alone  # each row drew with its own generator
+    reseeded = asyncio.run(together([request(i, 200 + i) for i in range(3)]))
+    assert all(a != b for a, b in zip(reseeded, batched, strict=True))
+
+
+def test_vllm_identity_holds_the_engine_arguments_that_change_outputs_without_secrets():
+    from emobench.models.vllm_backend import output_args
+
+    engine = {"quantization": "awq", "kv_cache_dtype": "fp8", "enforce_eager": True, "max_model_len": 4096,
+              "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "hf_token": "hf_abcdefgh12345"}
+    assert output_args(engine) == {"enforce_eager": True, "hf_token": "<redacted>", "kv_cache_dtype": "fp8",
+                                   "max_model_len": 4096, "quantization": "awq"}
+
+
 def test_hf_cuts_prompts_that_do_not_fit_the_context_window_from_the_left(tiny_model_dir):
     from emobench.models import make_backend
 
@@ -191,6 +235,122 @@ def test_llamacpp_generates_greedily_and_reproducibly(embedded):
     again = asyncio.run(embedded.generate([request]))[0]
     assert first.text and first.text == again.text and 0 < first.completion_tokens <= 8
     assert embedded.identity()["chat_template_hash"] and embedded.count_tokens("hello there") >= 2
+
+
+# prompts sharing an instruction of several evaluation chunks, then a story of their own
+INSTRUCTION = ("Read the story and say which emotion the person most likely feels. Think about what "
+               "happened to them, what they expected, and how people usually react to such events. "
+               "Options: A) joy B) fear C) sadness D) anger\nStory: ")
+STORIES = ["Ana laughed at the puppy chasing its tail.", "Ben heard slow steps behind him in the dark lane.",
+           "Cleo's old dog died this morning.", "Dan's bike was stolen again, the third time this year."]
+LETTERS = [' {"answer": "A"', ' {"answer": "B"', ' {"answer": "C"', ' {"answer": "D"']
+UNRELATED = [{"role": "user", "content": "Complete the sequence: one, two, three, four, five, six"}]
+
+
+def _ll_request(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": INSTRUCTION + STORIES[i]}]
+
+
+def _record_evaluations(backend) -> list[tuple[int, int]]:
+    """(first position, token count) of every batch llama.cpp evaluates from now on (a spy around the
+    real `Llama.eval`, which still runs)."""
+    calls: list[tuple[int, int]] = []
+    real = backend._llm.eval
+
+    def eval_and_record(tokens):
+        calls.append((backend._llm.n_tokens, len(tokens)))
+        real(tokens)
+
+    backend._llm.eval = eval_and_record
+    return calls
+
+
+@needs_embedded
+def test_llamacpp_environment_records_the_build_and_cpu_features_outside_the_identity(embedded):
+    import llama_cpp
+
+    from emobench.models import make_backend
+
+    env = embedded.environment()
+    assert env["llama_cpp"] == llama_cpp.__version__ and env["n_threads"] >= 1
+    assert "CPU" in env["system_info"]  # llama.cpp's own "CPU : SSE3 = 1 | ... | AVX2 = 1 | ..." line
+    single = make_backend(None, {"n_threads": 1})
+    assert single.environment()["n_threads"] == 1 and single.identity() == embedded.identity()
+
+
+@needs_embedded
+def test_llamacpp_loglikelihoods_are_bit_identical_in_any_order_after_any_request():
+    from emobench.models import make_backend
+
+    def scores_in(order: list[int]) -> dict[int, list[list[float]]]:
+        backend, out = make_backend(None), {}
+        for i in order:
+            if i < 0:  # an unrelated request in between: another prompt, or a generation
+                asyncio.run(backend.loglikelihood(UNRELATED, [" seven", " banana"]))
+                asyncio.run(backend.generate([ChatRequest(tuple(_ll_request(-i - 1)), GenParams(max_tokens=6))]))
+                continue
+            out.setdefault(i, []).append(asyncio.run(backend.loglikelihood(_ll_request(i), LETTERS)))
+        return out
+
+    forward = scores_in([0, 1, 2, 3, 0])
+    backward = scores_in([3, -1, 2, 2, 1, -3, 0, -4, 3])
+    for i in range(4):
+        runs = forward[i] + backward[i]
+        assert all(r == runs[0] for r in runs), (i, runs)  # ==, not approx: the very same floats
+    assert len({tuple(forward[i][0]) for i in range(4)}) == 4  # four different questions
+
+
+@needs_embedded
+def test_llamacpp_evaluates_a_prompt_in_the_same_fixed_chunks_whatever_came_before(embedded):
+    """What makes the floats the same on every CPU: after any history, a request evaluates exactly the
+    batches it would evaluate on a fresh model, less leading whole chunks that the cache already holds
+    as the same computation. (Reusing "the longest cached prefix" evaluated other batch shapes -- one
+    token alone when the same prompt came twice -- which some CPUs round differently.)"""
+    from emobench.models import make_backend
+
+    def batches(backend, run) -> list[tuple[int, int]]:
+        calls = _record_evaluations(backend)
+        run(backend)
+        del backend._llm.eval  # the real method again
+        return calls
+
+    def score(i):
+        return lambda b: asyncio.run(b.loglikelihood(_ll_request(i), LETTERS))
+
+    def greedy(i):
+        return lambda b: asyncio.run(b.generate([ChatRequest(tuple(_ll_request(i)), GenParams(max_tokens=4))]))
+
+    for run in (score(1), greedy(1)):
+        fresh = batches(make_backend(None), run)
+        for history in (score(1), score(0), greedy(1), greedy(2)):
+            history(embedded)
+            warm = batches(embedded, run)
+            assert warm == fresh[len(fresh) - len(warm):], (warm[:3], fresh[:6])
+            assert all(start % embedded.eval_chunk == 0 for start, n in warm[:1])
+    assert embedded.eval_chunk == 16 and embedded.identity()["eval_chunk"] == 16
+
+
+@needs_embedded
+def test_llamacpp_sampled_draws_follow_the_run_seed_in_any_order(embedded):
+    from emobench.client import ModelClient
+    from emobench.types import Usage
+
+    question = [{"role": "user", "content": "Write one short sentence about a feeling."}]
+    params = GenParams(temperature=1.0, max_tokens=8)
+
+    def draws(seed: int, order: list[int]) -> dict[int, str]:
+        client = ModelClient(embedded, None, 1, seed=seed)
+
+        async def go():
+            return {d: (await client.chat(question, params, Usage(), draw=d)).text for d in order}
+
+        return asyncio.run(go())
+
+    first = draws(1, [0, 1, 2])
+    asyncio.run(embedded.loglikelihood(UNRELATED, [" seven", " banana"]))  # anything in between
+    assert draws(1, [2, 0, 1]) == first
+    assert len(set(first.values())) > 1  # the draws of one run differ from each other
+    assert draws(2, [0, 1, 2]) != first
 
 
 def test_llamacpp_missing_file_is_a_config_error(tmp_path):

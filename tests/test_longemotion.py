@@ -107,6 +107,35 @@ def test_ec_parse_follows_the_emotion_json_rule(reply, expected):
     assert task.parse(reply, sample) == expected
 
 
+def _ec_file(tmp_path, *rows: dict) -> str:
+    with (tmp_path / "Emotion_Classification_Finentity.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    return str(tmp_path)
+
+
+def _ec_row(choices, i: int = 1) -> dict:
+    return {"id": i, "content": "Shares of Acme rose.", "subject": "Acme", "label": "Positive", "choices": choices}
+
+
+def test_ec_choices_stored_as_a_json_string_are_read_as_a_list(tmp_path):
+    data_dir = _ec_file(tmp_path, _ec_row('["Positive", "Neutral", "Negative"]'))
+    sample = next(iter(make_task("longemotion_ec", {"subset": "finentity"}, data_dir).load_samples()))
+    assert sample.choices == ["Positive", "Neutral", "Negative"]
+
+
+@pytest.mark.parametrize("choices", ["Positive, Neutral", '["Positive", 3]', "[]", '{"a": 1}'])
+def test_ec_choices_that_are_no_list_of_labels_name_file_and_line(tmp_path, choices):
+    data_dir = _ec_file(tmp_path, _ec_row(["Positive", "Negative"]), _ec_row(choices, 2))
+    with pytest.raises(DataError, match=r"Emotion_Classification_Finentity.jsonl:2: 'choices' must be"):
+        list(make_task("longemotion_ec", {"subset": "finentity"}, data_dir).load_samples())
+
+
+def test_licence_is_the_hub_cards_mit_with_the_sources_caveat():
+    for name in ("longemotion_ec", "longemotion_qa", "longemotion_ed"):
+        licence = make_task(name, {}, DATA).license
+        assert licence.startswith("MIT") and "own terms" in licence
+
+
 def test_ec_scoring_is_exact_and_case_sensitive():
     task = make_task("longemotion_ec", {}, DATA)
     sample = next(iter(task.load_samples()))
@@ -172,6 +201,14 @@ def test_ed_bad_ground_truth_names_file_and_line(tmp_path):
            "length": 2, "ground_truth": 5}
     (tmp_path / "Emotion_Detection.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(DataError, match=r"Emotion_Detection.jsonl:1: ground_truth 5"):
+        list(make_task("longemotion_ed", {}, str(tmp_path)).load_samples())
+
+
+def test_ed_repeated_id_names_file_and_line(tmp_path):
+    row = {"id": 3, "text": [{"index": 0, "context": "x"}, {"index": 1, "context": "y"}], "label": ["a", "b"],
+           "length": 2, "ground_truth": 1}
+    (tmp_path / "Emotion_Detection.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=r"Emotion_Detection.jsonl:2: duplicate id '3'"):
         list(make_task("longemotion_ed", {}, str(tmp_path)).load_samples())
 
 

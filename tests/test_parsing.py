@@ -37,6 +37,28 @@ def test_think_block_is_stripped():
     assert parsing.choice_index("<think>Answer: A</think>Answer: B", CHOICES) == 1
 
 
+def test_an_explicit_answer_is_read_strictly_and_leniently():
+    for text in ('{"answer": "B"}', "Reasoning first.\nAnswer: (B)", "**Answer:** B", "Final answer: B) Sadness",
+                 "B", "B) Sadness", "Answer: Sadness, because she cries"):
+        assert parsing.choice_index(text, CHOICES, strict=True) == 1, text
+        assert parsing.choice_index(text, CHOICES) == 1, text
+
+
+def test_a_hedged_or_free_text_answer_is_read_leniently_only():
+    for text in ("the answer is probably B because she cries", "She feels sadness, I would say.",
+                 '{"answer": "probably sadness"}'):
+        assert parsing.choice_index(text, CHOICES) == 1, text
+        assert parsing.choice_index(text, CHOICES, strict=True) is None, text
+
+
+def test_a_reply_that_echoes_the_options_is_unparseable():
+    assert parsing.choice_index("A) Joy B) Sadness", CHOICES) is None
+    assert parsing.choice_index("A) Joy\nB) Sadness\nC) Gratitude & Joy\nD) Anger", CHOICES) is None
+    # the echoed list is not an answer, but what the reply says after it is
+    assert parsing.choice_index("A) Joy\nB) Sadness\n\nI think she feels sadness.", CHOICES) == 1
+    assert parsing.choice_index("A) Joy\nB) Sadness\nAnswer: B", CHOICES, strict=True) == 1
+
+
 def test_integer_and_number():
     assert parsing.integer('```json\n{"index": 7}\n```') == 7
     assert parsing.integer("segment 3 then 12", lo=0, hi=10) is None  # only the last number counts
@@ -47,6 +69,7 @@ def test_integer_and_number():
 @given(st.text(max_size=400))
 def test_parsers_never_raise_on_arbitrary_text(text):
     parsing.choice_index(text, CHOICES)
+    parsing.choice_index(text, CHOICES, strict=True)
     parsing.json_field(text, "answer")
     parsing.integer(text)
     parsing.number(text)

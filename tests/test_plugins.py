@@ -4,7 +4,6 @@ without touching the core; `emobench list` shows them."""
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 
@@ -12,33 +11,45 @@ from emobench import registry
 from emobench.cli import main
 from emobench.errors import ConfigError
 
+PLUGIN_TASK = '''
+from emobench.task import ChoiceTask
+from emobench.types import Sample
+
+class PluginTask(ChoiceTask):
+    name = "plugin_demo"
+    description = "a task from an installed package"
+    template = "{{ input }}\\n{{ lettered_choices }}"
+    ids = __IDS__
+
+    def load_samples(self, split="test"):
+        for sid in self.ids:
+            yield Sample(id=sid, input="Pick B.", choices=["x", "y"], target=1)
+'''
+
 
 @pytest.fixture
-def fake_installed_plugin(tmp_path, monkeypatch):
-    """A package with an `emobench.tasks` entry point, installed by putting its dist-info on sys.path."""
-    pkg = tmp_path / "emo_plugin_demo"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
-        from emobench.task import ChoiceTask
-        from emobench.types import Sample
+def install_plugin(tmp_path, monkeypatch):
+    """Install a package with an `emobench.tasks` entry point (its dist-info put on sys.path) whose
+    task yields the sample ids given."""
+    def install(ids: list[str], extra: str = "") -> None:
+        pkg = tmp_path / "emo_plugin_demo"
+        pkg.mkdir()
+        (pkg / "__init__.py").write_text(PLUGIN_TASK.replace("__IDS__", repr(ids)) + extra)
+        dist = tmp_path / "emo_plugin_demo-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: emo-plugin-demo\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text("[emobench.tasks]\nplugin_demo = emo_plugin_demo:PluginTask\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        registry.plugin_tasks.cache_clear()
 
-        class PluginTask(ChoiceTask):
-            name = "plugin_demo"
-            description = "a task from an installed package"
-            template = "{{ input }}\\n{{ lettered_choices }}"
-
-            def load_samples(self, split="test"):
-                yield Sample(id="p1", input="Pick B.", choices=["x", "y"], target=1)
-    '''))
-    dist = tmp_path / "emo_plugin_demo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: emo-plugin-demo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[emobench.tasks]\nplugin_demo = emo_plugin_demo:PluginTask\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.plugin_tasks.cache_clear()
-    yield
+    yield install
     registry.plugin_tasks.cache_clear()
     sys.modules.pop("emo_plugin_demo", None)
+
+
+@pytest.fixture
+def fake_installed_plugin(install_plugin):
+    install_plugin(["p1"])
 
 
 def test_entry_point_task_is_discovered_and_runs(fake_installed_plugin, tmp_path, capsys):
@@ -93,3 +104,64 @@ def test_dev_size_holds_out_whole_groups_disjoint_from_test():
     assert len({group_of(s) for s in dev}) == 5 and len(dev) == 10 and len(test) == 30
     assert not {s.id for s in dev} & {s.id for s in test}
     assert [s.id for s in Paired(dev_size=5).split_samples("dev")] == [s.id for s in dev]  # deterministic
+
+
+def test_a_task_that_yields_one_id_twice_is_refused_before_any_call(install_plugin, tmp_path, capsys):
+    install_plugin(["p1", "p2", "p3", "p2"])
+    assert main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "plugin_demo" in err and "'p2'" in err and "#2 and #4" in err, err
+    assert not (tmp_path / "r" / "samples.jsonl").exists()
+
+
+def test_a_task_that_loads_no_samples_is_an_error_not_an_empty_result(install_plugin, tmp_path, capsys):
+    install_plugin([])
+    assert main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "task plugin_demo loaded 0 samples" in err and "split 'test'" in err, err
+    assert not (tmp_path / "r" / "results.json").exists()
+
+
+NO_DEV = '''
+    splits = ("test", "dev")
+
+    def split_samples(self, split="test"):
+        if split == "dev":
+            from emobench.errors import DataError
+            raise DataError("plugin", "no samples in the dev split")
+        return self.load_samples(split)
+'''
+
+
+def test_a_direct_run_does_not_load_the_dev_split(install_plugin, tmp_path, server):
+    """Only variants that read the dev split (fewshot, refine) load it: a small dataset whose dev split
+    is empty (an error when loaded) still runs `direct`."""
+    install_plugin(["p1", "p2"], NO_DEV)
+    args = ["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", "plugin_demo", "-q",
+            "--no-cache"]
+    assert main([*args, "--output", str(tmp_path / "direct")]) == 0
+    assert main([*args, "--variant", "fewshot", "--output", str(tmp_path / "fewshot")]) == 2
+
+
+@pytest.mark.parametrize("arg, words", [
+    ("bogus=1", ["bogus", "no selected task takes it", "vignettes (", "vignettes_affect (", "set", "dev_size"]),
+    ("protcol=paper", ["protcol", "no selected task takes it", "vignettes ("]),
+    ("emobench_ea.lang=zh", ["emobench_ea", "not selected", "vignettes, vignettes_affect"]),
+], ids=["unknown", "typo", "scoped-to-unselected-task"])
+def test_a_task_arg_that_no_selected_task_takes_is_an_error(arg, words, tmp_path, capsys):
+    code = main(["run", "--model", "random", "--tasks", "vignettes,vignettes_affect", "--task-arg", arg, "-q",
+                 "--output", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_unscoped_task_arg_goes_to_every_selected_task_that_takes_it():
+    tasks = registry.make_tasks(["vignettes", "emobench_ea", "emobench_eu"], {"lang": "zh", "set": "keyword_free"})
+    assert [t.args.get("lang") for t in tasks] == [None, "zh", "zh"]
+    assert tasks[0].args["set"] == "keyword_free"
+    scoped = registry.make_tasks(["emobench_ea", "emobench_eu"], {"emobench_eu.lang": "zh"})
+    assert [t.args["lang"] for t in scoped] == ["en", "zh"]
+    with pytest.raises(ConfigError, match="task emobench_ea: unknown --task-arg colour"):
+        registry.make_tasks(["emobench_ea"], {"emobench_ea.colour": "red"})

@@ -10,13 +10,15 @@ from collections import Counter
 
 import pytest
 
-from emobench.runner import RunConfig, run
+from emobench.manifest import RunConfig
+from emobench.runner import run
 from emobench.testing.server import FAULTS
 from reliability_support import write_task
 
 
 def _config(task, out, base_url, **kw) -> RunConfig:
-    return RunConfig(model="openai/loopback", base_url=base_url, task_files=[str(task)], output=str(out),
+    return RunConfig(model="openai/loopback", base_url=base_url, task_files=[str(task)],
+                     output=str(out) if out else None,
                      use_cache=False, quiet=True, **kw)
 
 
@@ -49,7 +51,7 @@ def test_calls_that_always_fail_become_recorded_errors_reported_in_results(make_
     records = [json.loads(line) for line in (run_dir / "samples.jsonl").open()]
     assert [r["outcome"] for r in records] == ["error"] * 20
     assert all("HTTP 503" in r["error"] for r in records)
-    assert results["run"]["n_errors"] == 20 and results["run"]["complete"] is False
+    assert results["run"]["n_errors"] == 20 and results["run"]["complete"] is True  # every sample has a line
     assert results["run"]["failed_calls"] == 20 and srv.state.requests == 60
     # the same command retries only the failed samples once the server recovers
     srv.config.fault_rate = 0.0
@@ -67,3 +69,21 @@ def test_retry_after_is_honoured_before_the_retry(make_server, tmp_path):
     # two waits of Retry-After (0.4 s each) between the three attempts, not the 1 ms backoff
     record = json.loads((run_dir / "samples.jsonl").read_text())
     assert 0.8 <= record["latency_s"] < 3.0
+
+
+def test_a_run_that_ended_with_errors_is_resumed_by_the_same_command_even_without_cache(make_server, tmp_path):
+    """No --output: the default run directory is found again (its state says `errors`, not `complete`)
+    and only the samples whose calls failed are asked again."""
+    srv = make_server(fault_rate=0.3, faults=("503",), seed=3)
+    task = write_task(tmp_path / "task", 40)
+    config = _config(task, None, srv.base_url, runs_root=str(tmp_path / "runs"), max_retries=0)
+    run_dir, first = asyncio.run(run(config))
+    n_errors = first["run"]["n_errors"]
+    assert 0 < n_errors < 40 and srv.state.requests == 40
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "errors"
+    srv.config.fault_rate = 0.0
+    again_dir, again = asyncio.run(run(config))
+    assert again_dir == run_dir and len(list((tmp_path / "runs").iterdir())) == 1
+    assert srv.state.requests == 40 + n_errors, "only the errored samples were asked again"
+    assert again["run"]["n_errors"] == 0 and again["run"]["complete"] is True
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"

@@ -4,12 +4,15 @@ are refused by the jinja2 sandbox."""
 
 from __future__ import annotations
 
+import functools
 import json
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import FIXTURES
 from emobench import parsing
 from emobench.errors import ConfigError
 from emobench.prompts import render
@@ -67,19 +70,29 @@ TEXT = st.one_of(
 CHOICES = ["joy", "sadness", "anger", "fear"]
 
 
-def _registered_parsers():
-    """(name, parse) for every task class that can be built offline without data, plus ChoiceTask."""
+@functools.cache
+def _registered_parsers() -> list[tuple[str, Any, Sample]]:
+    """(name, parse, sample) for every task class that can be built offline without data, plus a sample
+    of its own (the first one it loads from a test fixture folder) so that each parser sees the target
+    shape it is written for (EQ-Bench's reference ratings, a choice index, an answer text). Called from
+    the test, after the fixture that makes the hub offline."""
     out = []
     for name, cls in sorted(all_tasks().items()):
         try:
             task = cls()
         except Exception:  # noqa: BLE001 - tasks needing arguments or data are fuzzed through parsing.*
             continue
-        out.append((name, task.parse))
+        out.append((name, task.parse, _own_sample(cls) or Sample(id="f", input="x", target=0, choices=CHOICES)))
     return out
 
 
-PARSERS = _registered_parsers()
+def _own_sample(cls) -> Sample | None:
+    for folder in sorted(FIXTURES.iterdir()):
+        try:
+            return next(iter(cls(data_dir=str(folder)).load_samples()))
+        except Exception:  # noqa: BLE001 - not this task's data: try the next folder
+            continue
+    return None
 
 
 @settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
@@ -91,8 +104,7 @@ def test_parsers_never_raise_on_generated_model_outputs(text):
     parsing.choice_index(text, CHOICES)
     parsing.integer(text, lo=0, hi=30)
     parsing.number(text, lo=0.0, hi=10.0)
-    sample = Sample(id="f", input="x", target=0, choices=CHOICES)
-    for _name, parse in PARSERS:
+    for _name, parse, sample in _registered_parsers():
         try:
             parse(text, sample)
         except Exception as exc:  # noqa: BLE001 - report which task's parser failed

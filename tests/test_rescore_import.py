@@ -81,6 +81,32 @@ def test_import_generic_jsonl_and_csv(tmp_path):
     assert entry["outcomes"]["correct"] == 1 and entry["outcomes"]["incorrect"] == 1
 
 
+def test_import_reports_how_much_of_the_score_was_stated(tmp_path):
+    jsonl = tmp_path / "preds.jsonl"
+    jsonl.write_text("\n".join(json.dumps(r) for r in [
+        {"sample_id": "en-1", "prediction": "Hard to say; the answer is probably B"},
+        {"sample_id": "en-2", "prediction": '{"answer": "C"}'}]) + "\n")
+    entry = import_predictions([jsonl], "emobench_ea", tmp_path / "a", "ext", data_dir=str(FIX))["results"][0]
+    assert entry["metrics"]["accuracy"]["value"] == 1.0
+    assert entry["metrics"]["strict_accuracy"]["value"] == 0.5 and entry["metrics"]["strict_accuracy"]["n"] == 2
+    records = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    assert [r["metadata"]["strict_parse"] for r in records] == [False, True]
+
+
+def test_import_takes_the_samples_a_run_would_ask(tmp_path):
+    """With a dev hold-out, a held-out item is not a test sample for import either."""
+    from emobench.registry import make_task
+
+    task = make_task("vignettes", {"dev_size": 8})
+    held_out, kept = next(iter(task.split_samples("dev"))).id, next(iter(task.split_samples("test"))).id
+    path = tmp_path / "preds.jsonl"
+    path.write_text(json.dumps({"sample_id": kept, "prediction": "A"}) + "\n"
+                    + json.dumps({"sample_id": held_out, "prediction": "A"}) + "\n")
+    with pytest.raises(DataError) as err:
+        import_predictions([path], "vignettes", tmp_path / "run", "ext", {"dev_size": 8})
+    assert held_out in str(err.value) and err.value.line == 2
+
+
 @pytest.mark.parametrize("content, message, line", [
     ('{"sample_id": "en-1", "prediction": "A"}\n{"sample_id": "en-99", "prediction": "A"}\n', "en-99", 2),
     ('{"sample_id": "en-1", "prediction": "A"}\n{"sample_id": "en-2"}\n', "missing field 'prediction'", 2),
@@ -120,6 +146,39 @@ def test_rescore_reproduces_a_run_without_calling_the_model(server, tmp_path, ca
     assert after["run"]["rescored"]["records_changed"] == 0
     assert after["manifest_hash"] == before["manifest_hash"]
     assert "0 records changed" in capsys.readouterr().out
+
+
+def test_rescore_rebuilds_the_samples_the_run_asked(tmp_path, capsys):
+    """A held-out dev split and a limit: rescore must see the run's 20 test samples, not the first 20
+    of the whole file (issue repro: 3 of 20 records were left unrescored, 'dataset differs')."""
+    out = tmp_path / "run"
+    assert main(["run", "--model", "random", "--tasks", "vignettes", "--task-arg", "dev_size=8", "--limit", "20",
+                 "-o", str(out), "-q"]) == 0
+    before = json.loads((out / "results.json").read_text())
+    assert main(["rescore", str(out)]) == 0
+    after = json.loads((out / "results.json").read_text())
+    assert after["run"]["rescored"]["records_without_sample"] == 0
+    assert after["run"]["rescored"]["records_changed"] == 0
+    assert "note" not in after["results"][0]
+    assert after["results"][0]["n_scored"] == 20
+    assert after["results"][0]["metrics"] == before["results"][0]["metrics"]
+    assert "without a matching sample" not in capsys.readouterr().out
+
+
+def test_rescore_records_how_each_answer_was_read(server, tmp_path):
+    """A run logged before the parse policy existed gets `strict_parse` and `strict_accuracy` back."""
+    out = tmp_path / "run"
+    _loopback_run(server, out, FIX)
+    lines = (out / "samples.jsonl").read_text().splitlines()
+    old = [json.loads(line) for line in lines]
+    for rec in old:
+        rec["metadata"].pop("strict_parse")
+    (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    results = rescore_run(out, str(FIX))
+    new = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert all(r["metadata"]["strict_parse"] is True for r in new)  # the loopback server answers in JSON
+    metrics = results["results"][0]["metrics"]
+    assert metrics["strict_accuracy"] == metrics["accuracy"]
 
 
 def test_rescore_picks_up_a_fixed_label(server, tmp_path):

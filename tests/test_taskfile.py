@@ -94,7 +94,29 @@ def test_task_file_runs_end_to_end_with_macro_f1(tmp_path, server):
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     entry = results["results"][0]
-    assert set(entry["metrics"]) == {"accuracy", "macro_f1"}
+    assert set(entry["metrics"]) - {"strict_accuracy"} == {"accuracy", "macro_f1"}  # strict: the parse policy
     assert entry["n_samples"] == 6 and server.state.requests == 6
     m = entry["metrics"]["accuracy"]
     assert m["ci_low"] <= m["value"] <= m["ci_high"] and m["n"] == 6
+
+
+def _records(gold: list[int], pred: list[int | None]) -> list[dict]:
+    return [{"sample_id": str(i), "target": g, "parsed": p, "score": float(g == p),
+             "outcome": "correct" if g == p else ("unparseable" if p is None else "incorrect"), "metadata": {}}
+            for i, (g, p) in enumerate(zip(gold, pred, strict=True))]
+
+
+def test_macro_f1_averages_over_every_declared_label(tmp_path):
+    """labels: [joy, sadness, anger, fear]; gold uses only joy and sadness. A declared label nobody
+    predicted nor gave as gold still counts (F1 0), as sklearn's f1_score(labels=...) does."""
+    path = tmp_path / "task.yaml"
+    path.write_text(FIXTURE.read_text().replace("metrics: [accuracy, macro_f1]",
+                                                "metrics: [macro_f1, weighted_f1]").replace(
+        "data: feelings.jsonl", f"data: {FIXTURE.parent / 'feelings.jsonl'}"))
+    task = task_class_from_file(path)()
+    metrics, _ = task.aggregate(_records([0, 0, 1, 1], [0, 0, 1, 2]))
+    sadness = 2 * 1.0 * 0.5 / 1.5
+    assert metrics["macro_f1"].value == pytest.approx((1.0 + sadness + 0 + 0) / 4)
+    assert metrics["weighted_f1"].value == pytest.approx((2 * 1.0 + 2 * sadness) / 4)
+    perfect, _ = task.aggregate(_records([0, 0, 1, 1], [0, 0, 1, 1]))
+    assert perfect["macro_f1"].value == pytest.approx(0.5)  # anger and fear: never present, F1 0

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES
 from emobench.audit import EMOTIONS, read_items
+from emobench.battery import load_battery
 from emobench.cli import main
+from emobench.data import read_jsonl
 from emobench.errors import ConfigError, DataError
 from emobench.paths import tasks_dir
 from emobench.registry import make_task
@@ -25,12 +28,14 @@ def _items_by_text(items) -> dict:
 
 def oracle(items, wrong_unless=lambda it: True):
     """A scripted model that knows the gold answers (for the items where `wrong_unless` holds; else it
-    answers Joy / probability 0)."""
+    answers Joy / probability 0) of the stories in `items`, and gives no answer to any other story."""
     by_text = _items_by_text(items)
 
     def answer(messages):
         prompt = messages[-1]["content"]
-        it = by_text[_STORY.search(prompt).group(1).strip()]
+        it = by_text.get(_STORY.search(prompt).group(1).strip())
+        if it is None:  # a story it was not given: no answer
+            return "I cannot say."
         if "Options:" in prompt:
             emotion = it.emotion if wrong_unless(it) else "joy"
             return json.dumps({"answer": chr(65 + EMOTIONS.index(emotion))})
@@ -161,79 +166,207 @@ def test_affect_scores_come_from_yes_no_loglikelihoods_when_available():
     assert details["sign_test"]["wins"] == 2 and details["score_source"] == {"loglikelihood": 4}
 
 
-# ---- AIPsy-Affect --------------------------------------------------------------------------------------
-def write_aipsy(root: Path, rename: dict[str, str] | None = None) -> Path:
-    """The original fixture rows as hub-style parquet files: <root>/aipsy-affect/data/<split>-0000....parquet."""
+# ---- AIPsy-Affect ---------------------------------------------------------------------------------------
+AIPSY_SPLITS = ("clinical", "neutral", "moderate", "complex_neutral")
+PRIMARY = {"rage": "anger", "terror": "fear", "grief": "sadness", "loathing": "disgust",
+           "amazement": "surprise", "admiration": "trust", "ecstasy": "joy", "vigilance": "anticipation"}
+
+
+def aipsy_rows(split: str) -> list[dict]:
+    """The original fixture rows (written for emobench, in AIPsy-Affect's documented columns)."""
+    return [row for _, row in read_jsonl(FIXTURES / "aipsy" / f"{split}.jsonl")]
+
+
+def write_aipsy(root: Path, folder: str = "data", edit=None) -> Path:
+    """The fixture as the dataset's own files, <root>/<folder>/<split>.parquet; `edit(split, frame)` may
+    change a split's frame before it is written."""
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
-    rows = json.loads((FIXTURES / "aipsy" / "rows.json").read_text())
-    folder = root / "aipsy-affect" / "data"
-    folder.mkdir(parents=True)
-    for split in ("clinical", "neutral", "moderate", "complex_neutral"):
-        frame = pd.DataFrame(rows[split]).rename(columns=rename or {})
-        frame.to_parquet(folder / f"{split}-00000-of-00001.parquet")
+    (root / folder).mkdir(parents=True, exist_ok=True)
+    for split in AIPSY_SPLITS:
+        frame = pd.DataFrame(aipsy_rows(split))
+        frame = edit(split, frame) if edit else frame
+        frame.to_parquet(root / folder / f"{split}.parquet")
     return root
 
 
-def test_aipsy_loader_maps_the_fixture_columns(tmp_path):
+def test_aipsy_reads_the_documented_columns_and_maps_peak_names_to_primaries(tmp_path):
     root = write_aipsy(tmp_path)
     samples = list(make_task("aipsy_affect", {}, data_dir=str(root)).load_samples())
-    assert len(samples) == 8 and [s.metadata["category"] for s in samples] == list(EMOTIONS)
-    assert samples[0].input.startswith("The retired teacher") and samples[0].id == "aipsy-clinical-C001"
+    clinical = aipsy_rows("clinical")
+    assert [s.id for s in samples] == [r["id"] for r in clinical]
+    assert [s.metadata["category"] for s in samples] == [PRIMARY[r["emotion"]] for r in clinical]
+    assert [s.metadata["label"] for s in samples] == [r["emotion"] for r in clinical]  # the dataset's names
+    assert {s.metadata["category"] for s in samples} == set(EMOTIONS)
+    assert samples[0].input == clinical[0]["text"] and samples[0].target == EMOTIONS.index("anger")
+    moderate = list(make_task("aipsy_affect", {"subset": "moderate"}, data_dir=str(root)).load_samples())
+    assert len(moderate) == 8 and moderate[0].id == "Bm-rage-d3-v1"
+    assert moderate[0].metadata["category"] == "anger"
+
+
+def test_aipsy_pairs_each_clinical_item_with_its_matched_control_id(tmp_path):
+    """Every id ends in 1 (`B-rage-d1-v1`, `B-rage-d2-v1`, ...): pairing by the id's last number would
+    collapse the 16 pairs into one; `matched_control_id` keeps them apart."""
+    root = write_aipsy(tmp_path)
     detect = list(make_task("aipsy_affect_detect", {}, data_dir=str(root)).load_samples())
-    assert len(detect) == 16 and sum(s.target for s in detect) == 8
-    pairs = {s.metadata["pair_id"] for s in detect}
-    assert len(pairs) == 8  # each clinical item found its neutral control
-    moderate = list(make_task("aipsy_affect_detect", {"affect": "moderate", "control": "complex_neutral"},
-                              data_dir=str(root)).load_samples())
-    assert len(moderate) == 4 and len({s.metadata["pair_id"] for s in moderate}) == 4
+    assert len(detect) == 32 and sum(s.target for s in detect) == 16
+    by_pair: dict[str, set[str]] = {}
+    for s in detect:
+        by_pair.setdefault(s.metadata["pair_id"], set()).add(s.id)
+    assert len(by_pair) == 16
+    assert by_pair["B-rage-d1-v1"] == {"B-rage-d1-v1", "N-rage-d1-c1"}
+    assert by_pair["B-vigilance-d2-v1"] == {"B-vigilance-d2-v1", "N-vigilance-d2-c1"}
+    other = list(make_task("aipsy_affect_detect", {"affect": "moderate", "control": "complex_neutral"},
+                           data_dir=str(root)).load_samples())
+    assert len(other) == 12 and len({s.metadata["pair_id"] for s in other}) == 12  # no matched partners
 
 
-def test_aipsy_loader_detects_other_column_names(tmp_path):
-    root = write_aipsy(tmp_path, {"vignette": "scenario", "emotion": "target_emotion", "id": "item_id",
-                                  "pair_id": "unused"})
-    samples = list(make_task("aipsy_affect_detect", {}, data_dir=str(root)).load_samples())
-    # no pair column now: the number in item_id ("C003" / "N003") pairs an item with its control
-    by_pair: dict[str, list[str]] = {}
-    for s in samples:
-        by_pair.setdefault(s.metadata["pair_id"], []).append(s.id)
-    assert by_pair["3"] == ["aipsy-clinical-C003", "aipsy-neutral-N003"]
+@pytest.mark.parametrize("folder, neutral_emotion",
+                         [("data", None), (".", "neutral"), ("aipsy-affect/data", None)])
+def test_aipsy_data_dir_takes_the_files_flat_or_under_data(tmp_path, folder, neutral_emotion):
+    """A local copy of the hub repository (`data/<split>.parquet`), the files alone, or the repository one
+    folder down; whether neutral rows name their pair's emotion or `neutral` does not matter."""
+    def edit(split, frame):
+        if split == "neutral" and neutral_emotion:
+            frame["emotion"] = neutral_emotion
+        return frame
+
+    root = write_aipsy(tmp_path, folder, edit)
+    detect = list(make_task("aipsy_affect_detect", {}, data_dir=str(root)).load_samples())
+    assert len({s.metadata["pair_id"] for s in detect}) == 16 and len(detect) == 32
 
 
-def test_aipsy_unmappable_columns_are_a_clear_error(tmp_path, capsys):
-    root = write_aipsy(tmp_path, {"vignette": "blob", "emotion": "tag"})
-    path = root / "aipsy-affect" / "data" / "clinical-00000-of-00001.parquet"
-    import pandas as pd
+def _edit_row(split_name: str, column: str, row: int, value):
+    def edit(split, frame):
+        if split == split_name:
+            frame[column] = frame[column].astype(object)
+            frame.loc[row, column] = value
+        return frame
 
-    frame = pd.read_parquet(path)
-    frame["blob"] = frame["blob"].str.len()  # no text column any more
-    frame.to_parquet(path)
-    # the emotion column is found by its values whatever its name; the text column cannot be
-    with pytest.raises(DataError, match=r"clinical-00000-of-00001.parquet: cannot find the text column\(s\) "
-                                        r"among the columns found: id, pair_id, tag, blob"):
-        list(make_task("aipsy_affect", {}, data_dir=str(root)).load_samples())
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda split, frame: frame.drop(columns=["text"]) if split == "clinical" else frame,
+     r"clinical.parquet: missing column\(s\) 'text' \(columns found: id, emotion, intensity, domain, "
+     r"domain_label, matched_control_id, word_count\)"),
+    (_edit_row("clinical", "emotion", 2, "happiness"),
+     r"clinical.parquet:3: B-terror-d1-v1: emotion 'happiness' is not one of rage, terror, grief"),
+    (_edit_row("clinical", "text", 0, "  "), r"clinical.parquet:1: B-rage-d1-v1: empty text"),
+    (_edit_row("neutral", "matched_control_id", 1, "B-rage-d1-v1"),
+     r"neutral.parquet:2: N-rage-d2-c1: matched_control_id 'B-rage-d1-v1' is not a clinical item "
+     r"whose matched_control_id names this one"),
+])
+def test_aipsy_malformed_split_is_one_clear_error_naming_file_and_row(tmp_path, capsys, edit, message):
+    root = write_aipsy(tmp_path, edit=edit)
+    with pytest.raises(DataError, match=message):
+        list(make_task("aipsy_affect_detect", {}, data_dir=str(root)).load_samples())
+    assert main(["run", "--model", "random", "--tasks", "aipsy_affect_detect", "--data-dir", str(root),
+                 "-o", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emobench: error: ") and "\n" not in err
 
 
 def test_aipsy_runs_end_to_end_from_data_dir(tmp_path, make_server):
     root = write_aipsy(tmp_path)
-    rows = json.loads((FIXTURES / "aipsy" / "rows.json").read_text())
-    from emobench.audit import Item
-
-    items = [Item(r["id"], str(r["pair_id"]), kind, r["emotion"] if kind == "affect" else None, r["vignette"])
-             for split, kind in (("clinical", "affect"), ("neutral", "neutral")) for r in rows[split]]
-    srv = make_server(answer_fn=oracle(items))
+    battery = load_battery("aipsy_affect", root)
+    srv = make_server(answer_fn=oracle(battery.items))
     res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url, "--data-dir", str(root),
                   "--tasks", "aipsy_affect,aipsy_affect_detect")
     assert res["aipsy_affect"]["metrics"]["accuracy"]["value"] == 1.0
+    assert res["aipsy_affect"]["details"]["dataset_labels"] == {p: n for n, p in PRIMARY.items()}
     assert res["aipsy_affect_detect"]["metrics"]["auroc"]["value"] == 1.0
-    assert res["aipsy_affect_detect"]["details"]["sign_test"]["wins"] == 8
+    assert res["aipsy_affect_detect"]["details"]["sign_test"]["wins"] == 16
 
 
-def test_aipsy_without_local_files_or_network_is_a_clear_error(tmp_path, capsys):
+def test_aipsy_missing_files_or_network_are_clear_errors(tmp_path, capsys):
     code = main(["run", "--model", "random", "--tasks", "aipsy_affect", "--data-dir", str(tmp_path),
                  "-o", str(tmp_path / "r"), "-q"])
     err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert f"clinical.parquet not found under --data-dir {tmp_path}" in err
+    assert "hf://keidolabs/aipsy-affect" in err
+    code = main(["run", "--model", "random", "--tasks", "aipsy_affect", "-o", str(tmp_path / "r2"), "-q"])
+    err = capsys.readouterr().err.strip()  # HF_HUB_OFFLINE is set in the tests: the hub cannot be reached
     assert code == 2 and "hf://keidolabs/aipsy-affect" in err and "--data-dir" in err and "\n" not in err
+
+
+# ---- batteries: the shipped one, a user file, AIPsy-Affect -------------------------------------------
+def _user_battery(path: Path) -> Path:
+    """Two original pairs, one with a keyword-rich version, in the documented layout."""
+    rows = [
+        {"id": "u1a", "pair_id": "u1", "kind": "affect", "emotion": "fear",
+         "text": "The lift stopped between floors and the lights went out. Ola pressed every button twice."},
+        {"id": "u1n", "pair_id": "u1", "kind": "neutral", "emotion": None,
+         "text": "The lift stopped at the third floor and the doors slid open. Ola pressed 5."},
+        {"id": "u1k", "pair_id": "u1", "kind": "keyword_rich", "emotion": "fear",
+         "text": "The lift stopped between floors and the lights went out. Terrified, Ola hit every button."},
+        {"id": "u2a", "pair_id": "u2", "kind": "affect", "emotion": "joy",
+         "text": "Ben read the letter from the college and ran down the street to tell his mother."},
+        {"id": "u2n", "pair_id": "u2", "kind": "neutral", "emotion": None,
+         "text": "Ben read the letter from the college and walked down the street to post the reply."},
+    ]
+    if path.suffix == ".csv":
+        header = "id,pair_id,kind,emotion,text\n"
+        lines = [f'{r["id"]},{r["pair_id"]},{r["kind"]},{r["emotion"] or ""},"{r["text"]}"\n' for r in rows]
+        path.write_text(header + "".join(lines), encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_load_battery_returns_the_shipped_a_user_and_the_aipsy_battery(tmp_path):
+    shipped = load_battery("vignettes")
+    assert shipped.items == tuple(read_items(BATTERY)) and shipped.transfer == ()
+    assert shipped.source == str(BATTERY) and all(it.label is None for it in shipped.items)
+    user = load_battery(str(_user_battery(tmp_path / "mine.csv")))
+    assert [(it.id, it.pair_id, it.kind, it.emotion) for it in user.items][:3] == [
+        ("u1a", "u1", "affect", "fear"), ("u1n", "u1", "neutral", None),
+        ("u1k", "u1", "keyword_rich", "fear")]
+    aipsy = load_battery("aipsy_affect", write_aipsy(tmp_path / "hub"))
+    kinds = Counter(it.kind for it in aipsy.items)
+    assert kinds == {"affect": 16, "neutral": 16}
+    assert {it.pair_id for it in aipsy.items if it.kind == "neutral"} == {
+        it.id for it in aipsy.items if it.kind == "affect"}
+    affect = [it for it in aipsy.items if it.kind == "affect"]
+    assert all(it.emotion == PRIMARY[it.label] for it in affect)
+    assert [it.id for it in aipsy.transfer] == [r["id"] for r in aipsy_rows("moderate")]
+    assert {it.kind for it in aipsy.transfer} == {"affect"} and aipsy.transfer[0].label == "rage"
+    assert aipsy.transfer[0].emotion == "anger"
+
+
+def test_load_battery_refuses_an_unknown_name_with_the_choices(tmp_path):
+    with pytest.raises(ConfigError, match=r"battery 'nope.jsonl': no such file, and not one of vignettes, "
+                                          r"aipsy_affect"):
+        load_battery("nope.jsonl")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_battery_task_arg_runs_a_user_battery(tmp_path, make_server, suffix):
+    path = _user_battery(tmp_path / f"mine{suffix}")
+    srv = make_server(answer_fn=oracle(read_items(path)))
+    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url,
+                  "--tasks", "vignettes,vignettes_affect", "--task-arg", f"battery={path}",
+                  "--task-arg", "set=both")
+    assert res["vignettes"]["metrics"]["accuracy"]["n"] == 2
+    assert res["vignettes"]["metrics"]["accuracy_keyword_rich"]["n"] == 1
+    auroc = res["vignettes_affect"]["metrics"]["auroc"]
+    assert auroc["value"] == 1.0 and auroc["n"] == 4
+    manifest = json.loads((tmp_path / "run" / "results.json").read_text())["manifest"]
+    assert manifest["tasks"]["vignettes"]["args"]["battery"] == str(path)  # the battery is part of the run
+
+
+def test_battery_without_the_selected_items_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "affect_only.jsonl"
+    path.write_text(json.dumps({"id": "a", "pair_id": "a", "kind": "affect", "emotion": "joy",
+                                "text": "Ben read the letter and ran to tell his mother."}) + "\n")
+    with pytest.raises(DataError, match=f"{path}: no affect item with a neutral control"):
+        list(make_task("vignettes_affect", {"battery": str(path)}).load_samples())
+    with pytest.raises(DataError, match=f"{path}: no keyword_rich items"):
+        list(make_task("vignettes", {"battery": str(path), "set": "keyword_rich"}).load_samples())
+    assert main(["run", "--model", "random", "--tasks", "vignettes", "--task-arg", "battery=missing.jsonl",
+                 "-o", str(tmp_path / "r"), "-q"]) == 2
+    assert "battery 'missing.jsonl': no such file" in capsys.readouterr().err
 
 
 @pytest.mark.slow

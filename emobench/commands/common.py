@@ -44,7 +44,8 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tasks", "-t", default=None, help="comma-separated tasks or suites (default: the offline suite)")
     g.add_argument("--task-file", action="append", default=[], metavar="YAML", help="a no-code task file")
     g.add_argument("--task-arg", action="append", metavar="K=V",
-                   help="task option (`lang=zh` for every task that has it, `emobench_ea.lang=zh` for one)")
+                   help="task option (`lang=zh` for every selected task that has it, `emobench_ea.lang=zh` for "
+                   "one); an option that no selected task takes is an error")
     g.add_argument("--limit", type=int, default=None, help="first N samples of each task")
     g.add_argument("--data-dir", default=None, help="local folder with the original dataset files "
                    "(else $EMOBENCH_DATA_DIR, else the Hugging Face hub)")

@@ -1,7 +1,9 @@
 """`emobench compare BASELINE CANDIDATE`: the CI regression gate.
 
-Exit codes: 0 no regression, 1 a task regressed (drop > --max-drop and significant after Holm), 2 the
-runs cannot be compared (different dataset, template or generation parameters) or bad input.
+Exit codes (emobench.errors): 0 no regression; 1 a task regressed (its primary metric fell by more
+than --max-drop, significantly after Holm); 3 more candidate samples failed than --allow-errors; 2 the
+runs cannot be compared (different dataset, template or generation parameters, a task missing, an
+incomplete run) or bad input. A regression wins over the others; the verdict names all of them.
 """
 
 from __future__ import annotations
@@ -15,10 +17,19 @@ HELP = "compare two runs per task; exit 1 on a significant regression (CI gate)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("baseline", help="baseline run directory or results.json")
     p.add_argument("candidate", help="candidate run directory or results.json")
-    p.add_argument("--max-drop", type=float, default=0.02,
-                   help="largest tolerated absolute drop of a task's score (default 0.02 = 2 points)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm correction (default 0.05)")
-    p.add_argument("--tasks", default=None, help="comma-separated tasks to compare (default: all in the baseline)")
+    p.add_argument("--max-drop", action="append", metavar="X | TASK=X",
+                   help="largest tolerated drop of a task's primary metric, in that metric's units as "
+                        "printed (default 0.02: 2 points of accuracy, 0.02 points of eqbench_score's "
+                        "0-100); TASK=X sets one task's margin; repeatable")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level after Holm correction (default 0.05)")
+    p.add_argument("--allow-errors", type=int, default=0, metavar="N",
+                   help="candidate samples that may fail (model call errors) where the baseline has a "
+                        "result, in all (default 0: any fails the gate with exit 3)")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated tasks to compare (default: all in the baseline)")
+    p.add_argument("--task-file", action="append", default=[], metavar="YAML",
+                   help="the task file of a no-code task, so its metric can be recomputed (else: mean score)")
     p.add_argument("--format", "-f", choices=["table", "markdown", "junit", "json"], default="table",
                    help="what to print on stdout (default: table)")
     p.add_argument("--markdown", metavar="PATH", help="also append the markdown report to PATH "
@@ -26,16 +37,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", metavar="PATH", help="also write the JUnit XML report to PATH")
     p.add_argument("--json", metavar="PATH", help="also write the JSON report to PATH")
     p.add_argument("--force", action="store_true",
-                   help="compare even when the manifests say the runs are not comparable (reasons are still shown)")
+                   help="compare even when the manifests say the runs are not comparable (the reasons are "
+                        "still shown)")
+
+
+def margins(values: list[str] | None) -> tuple[float, dict[str, float]]:
+    """`--max-drop` values -> (the default margin, per-task margins)."""
+    from ..errors import ConfigError
+
+    default, per_task = 0.02, {}
+    for value in values or []:
+        task, sep, number = value.rpartition("=")
+        try:
+            x = float(number)
+        except ValueError:
+            raise ConfigError(f"--max-drop expects a number or TASK=number, got {value!r}") from None
+        if sep:
+            per_task[task] = x
+        else:
+            default = x
+    return default, per_task
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import FORMATS, compare
+    from ..compare import compare
+    from ..compare_report import FORMATS
     from ..errors import ConfigError
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    report = compare(args.baseline, args.candidate, max_drop=args.max_drop, alpha=args.alpha, tasks=tasks,
-                     force=args.force)
+    max_drop, per_task = margins(args.max_drop)
+    report = compare(args.baseline, args.candidate, max_drop=max_drop, alpha=args.alpha, tasks=tasks,
+                     force=args.force, allow_errors=args.allow_errors, task_max_drop=per_task,
+                     task_files=args.task_file)
     print(FORMATS[args.format](report))
     try:
         if args.markdown:

@@ -51,10 +51,10 @@ async def _refine(args: argparse.Namespace):
     from ..errors import ConfigError
     from ..models import make_backend
     from ..paths import cache_dir
-    from ..registry import make_task
+    from ..registry import make_tasks
     from ..variants.refine import Refine
 
-    task = make_task(args.task, key_values(args.task_arg, "--task-arg"), args.data_dir)
+    task = make_tasks([args.task], key_values(args.task_arg, "--task-arg"), args.data_dir)[0]
     if not task.has_split("dev"):
         raise ConfigError(f"task {task.name} has no dev split (splits: {', '.join(task.splits)}); "
                           "refine only ever optimises on dev items: hold some out with --task-arg dev_size=N")

@@ -1,4 +1,8 @@
-"""`emobench run`: evaluate a model on tasks and variants; prints a results table."""
+"""`emobench run`: evaluate a model on tasks and variants; prints a results table.
+
+Exit code 0 when every sample was answered, 3 (`EXIT_SAMPLES_FAILED`) when the run finished with
+samples whose model call failed after every retry: a CI job notices without parsing the output, and
+rerunning the same command retries only those samples."""
 
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ class Progress:
 
 
 def config_from_args(args: argparse.Namespace):
-    from ..runner import RunConfig
+    from ..manifest import RunConfig
 
     return RunConfig(
         model=args.model, model_args=key_values(args.model_arg, "--model-arg"), tasks=args.tasks,
@@ -80,6 +84,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import EXIT_OK, EXIT_SAMPLES_FAILED
     from ..runner import run as run_eval
 
     config = config_from_args(args)
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir, results = asyncio.run(run_eval(config, None if quiet else Progress()))
     print_results(results)
     print(f"\nrun directory: {run_dir}")
-    return 0
+    return EXIT_SAMPLES_FAILED if results["run"]["n_errors"] else EXIT_OK
 
 
 def fmt_metric(m: dict[str, Any] | None) -> str:
@@ -101,8 +106,8 @@ def print_results(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"emobench results: {results['manifest']['model']['spec']}")
-    for col in ("task", "variant", "metric", "value [95% CI]", "n", "unparseable", "errors", "calls/sample",
-                "Δ vs direct [95% CI]"):
+    for col in ("task", "variant", "metric", "value [95% CI]", "n", "strict", "unparseable", "errors",
+                "calls/sample", "Δ vs direct [95% CI]"):
         table.add_column(col, overflow="fold")
     for e in results["results"]:
         metric = e["primary_metric"]
@@ -113,8 +118,10 @@ def print_results(results: dict[str, Any]) -> None:
             if delta.get("cost_multiple"):
                 delta_text += f" ×{delta['cost_multiple']:.1f} cost"
         m = e["metrics"].get(metric)
+        strict = e["metrics"].get("strict_accuracy") if metric == "accuracy" else None  # stated answers only
         cps = e["usage"]["calls_per_sample"]
         table.add_row(e["task"], e["variant"], metric, fmt_metric(m), str(m["n"] if m else 0),
+                      f"{strict['value']:.3f}" if strict else "-",
                       f"{e['n_unparseable']} ({(e['parse_failure_rate'] or 0):.0%})", str(e["n_errors"]),
                       f"{cps:.2f}" if cps is not None else "-", delta_text)
     Console(width=160).print(table)

@@ -1,4 +1,5 @@
-"""`emobench show RUN_DIR`: the results of a finished run, as a table, CSV, JSON or its samples."""
+"""`emobench show RUN_DIR`: the results of a finished run, as a table, CSV, JSON or its samples; for a
+probe run (`emobench probe`), its summary, its per-layer metrics (CSV) or its summaries (JSON)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=20, help="with --samples --format table: rows shown (default 20)")
 
 
+def show_probe(path, fmt: str) -> None:
+    import json
+
+    from ..probe.report import layer_rows, read_report, summary_lines
+
+    report = read_report(path)
+    if fmt == "table":
+        print("\n".join(summary_lines(report)))
+    elif fmt == "json":
+        print(json.dumps({"manifest": report["manifest"],
+                          "summary": {pool: body["summary"] for pool, body in report["pools"].items()}}, indent=2))
+    else:
+        import pandas as pd
+
+        pd.DataFrame(layer_rows(report)).to_csv(sys.stdout, index=False)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..frames import load_results, load_samples, read_results, resolve_paths
+    from ..probe.report import probe_path
+    from ..runstore import RESULTS
 
+    probe = probe_path(args.run_dir)
+    if probe.is_file() and not args.samples:
+        show_probe(probe, args.format)
+        if not (probe.parent / RESULTS).is_file():
+            return 0
     path = resolve_paths([args.run_dir])[0]
     if args.samples:
         df = load_samples(path)

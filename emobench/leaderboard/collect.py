@@ -8,6 +8,13 @@ at this sample size, so the band, not the row order, is the rank.
 Incomparable runs: within a task, the ranked runs must agree on dataset fingerprint, template hash,
 task arguments and generation parameters. The signature most runs share is the reference; the others
 are shown, flagged with the reason, and left out of the ranking and of the overall score.
+
+Results that are not valid on their own terms are shown with the reason and left out the same way: an
+incomplete run (fewer samples than its manifest lists), a result its task marks failed
+(`details.failed`: EQ-Bench with under 83.33% of items parseable), and a result with more than the
+board's `max_error_rate` of its samples failed. A parse-failure rate is over samples (unparseable /
+scored samples), not over the metric's n, which counts parseable items for EQ-Bench and items, not
+item x order samples, for the EmoBench paper protocol.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class Entry:
     ci_high: float | None
     n: int
     n_samples: int
+    n_scored: int
     n_unparseable: int
     n_errors: int
     parse_failure_rate: float | None
@@ -52,10 +60,20 @@ class Entry:
     signature: str = ""
     comparable: bool = True
     flag: str = ""
+    invalid: str = ""  # why the result is not valid on its own terms (empty when it is)
     normalised: float | None = None
     norm_low: float | None = None
     norm_high: float | None = None
     band: int | None = None
+
+    @property
+    def ranked(self) -> bool:
+        return self.comparable and not self.invalid
+
+    @property
+    def unranked_reason(self) -> str:
+        """Why the result is shown but not ranked, in words; empty when it is ranked."""
+        return "; ".join(x for x in (self.flag, f"not ranked: {self.invalid}" if self.invalid else "") if x)
 
 
 @dataclass
@@ -74,7 +92,7 @@ class ModelRow:
 
     @property
     def parse_failure_rate(self) -> float | None:
-        scored = sum(e.n for e in self.entries.values())
+        scored = sum(e.n_scored for e in self.entries.values())
         return sum(e.n_unparseable for e in self.entries.values()) / scored if scored else None
 
 
@@ -83,36 +101,58 @@ class Board:
     config: LeaderboardConfig
     entries: list[Entry]           # every loaded result, all variants
     models: list[ModelRow]         # ranked variant, sorted by overall score
-    flags: list[str]               # incomparable runs, in words
+    flags: list[str]               # results not ranked (incomparable or not valid), in words
     notes: list[str]               # superseded runs, tasks without any result
 
     def ranked(self, task: str) -> list[Entry]:
-        """The ranked variant's entries of one task, best first, comparable ones before flagged ones."""
+        """The ranked variant's entries of one task, best first, ranked ones before the others."""
         rows = [e for e in self.entries if e.task == task and e.variant == self.config.variant]
-        return sorted(rows, key=lambda e: (not e.comparable, -(e.value if _ok(e.value) else -math.inf)))
+        return sorted(rows, key=lambda e: (not e.ranked, -(e.value if _ok(e.value) else -math.inf)))
 
 
 def _ok(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _entry(results: dict[str, Any], res: dict[str, Any], spec: TaskSpec | None) -> Entry | None:
+def invalid_reason(res: dict[str, Any], manifest: dict[str, Any], max_error_rate: float) -> str:
+    """Why a result is not valid on its own terms, in words; empty when it is."""
+    n_samples, n_errors = int(res.get("n_samples") or 0), int(res.get("n_errors") or 0)
+    expected = manifest.get("tasks", {}).get(res["task"], {}).get("n")
+    details = res.get("details") or {}
+    if isinstance(expected, int) and n_samples < expected:
+        return f"incomplete: {n_samples} of {expected} samples in the run"
+    if details.get("failed"):
+        return str(details.get("note") or f"{res['task']} marks this result failed")
+    if n_samples and n_errors / n_samples > max_error_rate:
+        return (f"{n_errors} of {n_samples} samples failed ({n_errors / n_samples:.1%}, more than the "
+                f"board's max_error_rate {max_error_rate:.0%})")
+    return ""
+
+
+def _entry(results: dict[str, Any], res: dict[str, Any], spec: TaskSpec | None,
+           max_error_rate: float) -> Entry | None:
     metric = (spec.metric if spec and spec.metric else None) or res.get("primary_metric")
     m = (res.get("metrics") or {}).get(metric)
     if m is None:
         return None
     usage = res.get("usage") or {}
     run_dir = str(Path(results["_path"]).parent)
+    n_samples, n_errors = int(res.get("n_samples") or 0), int(res.get("n_errors") or 0)
     return Entry(model=model_label(results), task=res["task"], variant=res["variant"], metric=metric,
-                 value=m.get("value"), ci_low=m.get("ci_low"), ci_high=m.get("ci_high"), n=int(m.get("n") or 0),
-                 n_samples=int(res.get("n_samples") or 0), n_unparseable=int(res.get("n_unparseable") or 0),
-                 n_errors=int(res.get("n_errors") or 0), parse_failure_rate=res.get("parse_failure_rate"),
+                 value=m.get("value"), ci_low=m.get("ci_low"), ci_high=m.get("ci_high"),
+                 n=int(m.get("n") or 0), n_samples=n_samples,
+                 n_scored=int(res.get("n_scored", n_samples - n_errors) or 0),
+                 n_unparseable=int(res.get("n_unparseable") or 0), n_errors=n_errors,
+                 parse_failure_rate=res.get("parse_failure_rate"),
                  calls=int(usage.get("calls") or 0),
                  tokens=int((usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)),
-                 cost_usd=usage.get("cost_usd"), run_dir=run_dir, started=(results.get("run") or {}).get("started", ""),
+                 cost_usd=usage.get("cost_usd"), run_dir=run_dir,
+                 started=(results.get("run") or {}).get("started", ""),
                  manifest=results["manifest"], details=res.get("details") or {},
                  metrics=res.get("metrics") or {}, vs_direct=res.get("vs_direct"),
-                 signature=stable_hash(comparability_signature(results["manifest"], res["task"], res["variant"]))[:12])
+                 signature=stable_hash(comparability_signature(results["manifest"], res["task"],
+                                                               res["variant"]))[:12],
+                 invalid=invalid_reason(res, results["manifest"], max_error_rate))
 
 
 def significance_bands(items: list[tuple[Any, float, float, float]]) -> dict[Any, int]:
@@ -141,7 +181,7 @@ def collect(config: LeaderboardConfig, runs: list[str] | None = None) -> Board:
         for res in results["results"]:
             if res["task"] not in specs:
                 continue
-            e = _entry(results, res, specs[res["task"]])
+            e = _entry(results, res, specs[res["task"]], config.max_error_rate)
             if e is None:
                 notes.append(f"{path}: {res['task']} has no metric {specs[res['task']].metric!r}; skipped")
                 continue
@@ -154,6 +194,8 @@ def collect(config: LeaderboardConfig, runs: list[str] | None = None) -> Board:
             latest[key] = e
     entries = list(latest.values())
     flags = _flag_incomparable(entries, config.variant)
+    flags += [f"{e.model} on {e.task}" + (f" ({e.variant})" if e.variant != config.variant else "") +
+              f": not ranked: {e.invalid}" for e in entries if e.invalid]
     for spec in config.tasks:
         ranked = [e for e in entries if e.task == spec.task and e.variant == config.variant]
         if not ranked:
@@ -162,7 +204,7 @@ def collect(config: LeaderboardConfig, runs: list[str] | None = None) -> Board:
             e.normalised = spec.normalise(e.value) if _ok(e.value) else None
             e.norm_low = spec.normalise(e.ci_low) if _ok(e.ci_low) else None
             e.norm_high = spec.normalise(e.ci_high) if _ok(e.ci_high) else None
-        bands = significance_bands([(id(e), e.value, e.ci_low, e.ci_high) for e in ranked if e.comparable])
+        bands = significance_bands([(id(e), e.value, e.ci_low, e.ci_high) for e in ranked if e.ranked])
         for e in ranked:
             e.band = bands.get(id(e))
     models = _model_rows(entries, config)
@@ -199,7 +241,7 @@ def _model_rows(entries: list[Entry], config: LeaderboardConfig) -> list[ModelRo
         row = ModelRow(name, mine)
         usable = [mine.get(t.task) for t in config.tasks]
         row.missing = [t.task for t, e in zip(config.tasks, usable, strict=True)
-                       if e is None or not e.comparable or e.normalised is None]
+                       if e is None or not e.ranked or e.normalised is None]
         if not row.missing and usable:
             k = len(usable)
             row.overall = sum(e.normalised for e in usable) / k

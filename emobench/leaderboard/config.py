@@ -8,10 +8,14 @@ and which results feed it.
     tasks:
       - {task: vignettes, metric: accuracy, floor: 0.125, ceiling: 1.0}
     aggregate: {method: mean_normalised}
+    max_error_rate: 0.05               # a result with more failed samples is shown, not ranked
 
 Normalisation of a task score s: 100 * (s - floor) / (ceiling - floor), so chance-level answering
 scores 0 and a perfect one 100 on every task. The overall EI score is the unweighted mean of the
-normalised task scores; a model lacking a comparable result for any task has no overall score.
+normalised task scores; a model lacking a ranked result for any task has no overall score. A result
+is ranked only when it is valid on its own terms: complete (every sample of its manifest), not marked
+failed by its task (EQ-Bench below 83.33% parseable), and with at most `max_error_rate` of its
+samples failed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from typing import Any
 from ..data import read_yaml_mapping
 from ..errors import ConfigError
 
-_TOP = {"name", "title", "description", "runs", "variant", "tasks", "aggregate"}
+_TOP = {"name", "title", "description", "runs", "variant", "tasks", "aggregate", "max_error_rate"}
+MAX_ERROR_RATE = 0.05
 _TASK = {"task", "metric", "floor", "ceiling", "title", "description"}
 
 
@@ -51,6 +56,7 @@ class LeaderboardConfig:
     runs: list[str] = field(default_factory=list)
     variant: str = "direct"
     tasks: list[TaskSpec] = field(default_factory=list)
+    max_error_rate: float = MAX_ERROR_RATE
 
     @property
     def aggregation(self) -> str:
@@ -58,8 +64,11 @@ class LeaderboardConfig:
         floors = ", ".join(f"{t.task} {t.floor:g}..{t.ceiling:g}" for t in self.tasks)
         return (f"Overall EI score = unweighted mean over the {len(self.tasks)} tasks of the normalised "
                 f"task score 100 x (score - floor) / (ceiling - floor), floor = chance level "
-                f"({floors}). Its 95% CI combines the per-task CIs as independent errors (root sum of squares of each side, divided by the number of tasks). A model "
-                f"without a comparable result on every task has no overall score.")
+                f"({floors}). Its 95% CI combines the per-task CIs as independent errors (root sum of "
+                f"squares of each side, divided by the number of tasks). A model without a ranked result "
+                f"on every task has no overall score. Not ranked: results from incomparable runs, "
+                f"incomplete runs, runs with more than {self.max_error_rate:.0%} of their samples failed, "
+                f"and results their own task marks invalid.")
 
 
 def load_config(path: str | Path) -> LeaderboardConfig:
@@ -88,12 +97,18 @@ def load_config(path: str | Path) -> LeaderboardConfig:
         tasks.append(t)
     runs = spec.get("runs") or []
     runs = [runs] if isinstance(runs, str) else [str(r) for r in runs]
+    max_error_rate = spec.get("max_error_rate", MAX_ERROR_RATE)
+    if isinstance(max_error_rate, bool) or not isinstance(max_error_rate, (int, float)) \
+            or not 0 <= max_error_rate <= 1:
+        raise ConfigError(f"{p}: max_error_rate must be a number from 0 to 1")
     return LeaderboardConfig(name=str(spec.get("name") or p.stem), path=p, title=str(spec.get("title") or ""),
                              description=str(spec.get("description") or ""), runs=runs,
-                             variant=str(spec.get("variant") or "direct"), tasks=tasks)
+                             variant=str(spec.get("variant") or "direct"), tasks=tasks,
+                             max_error_rate=float(max_error_rate))
 
 
 def as_dict(config: LeaderboardConfig) -> dict[str, Any]:
     return {"name": config.name, "title": config.title, "description": config.description,
             "variant": config.variant, "runs": config.runs, "aggregation": config.aggregation,
+            "max_error_rate": config.max_error_rate,
             "tasks": [vars(t) for t in config.tasks]}

@@ -24,6 +24,7 @@ from .. import __version__
 from ..frames import iter_samples
 from .collect import Board, Entry
 from .config import as_dict
+from .probing import collect_probes, probing_page
 from .svg import Bar, bar_chart
 
 HERE = Path(__file__).resolve().parent
@@ -82,7 +83,8 @@ def entry_record(e: Entry) -> dict[str, Any]:
     return {"model": e.model, "task": e.task, "variant": e.variant, "metric": e.metric, "value": e.value,
             "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n, "normalised": e.normalised,
             "normalised_ci_low": e.norm_low, "normalised_ci_high": e.norm_high, "band": e.band,
-            "comparable": e.comparable, "flag": e.flag, "n_samples": e.n_samples, "n_unparseable": e.n_unparseable,
+            "comparable": e.comparable, "flag": e.flag, "invalid": e.invalid, "ranked": e.ranked,
+            "n_samples": e.n_samples, "n_scored": e.n_scored, "n_unparseable": e.n_unparseable,
             "parse_failure_rate": e.parse_failure_rate, "n_errors": e.n_errors, "calls": e.calls,
             "tokens": e.tokens, "cost_usd": e.cost_usd, "started": e.started, "run_dir": e.run_dir}
 
@@ -114,12 +116,12 @@ def write_tables(board: Board, out: Path) -> None:
 
 def _charts(board: Board, task: str) -> dict[str, Any]:
     ranked = board.ranked(task)
-    score = bar_chart([Bar(e.model, e.value, e.ci_low, e.ci_high, muted=not e.comparable) for e in ranked],
+    score = bar_chart([Bar(e.model, e.value, e.ci_low, e.ci_high, muted=not e.ranked) for e in ranked],
                       title=f"{task}: {ranked[0].metric if ranked else ''} with 95% CI")
     deltas = [e for e in board.entries if e.task == task and e.variant != board.config.variant
               and e.vs_direct and e.vs_direct.get("delta") is not None]
     delta_chart = bar_chart([Bar(f"{e.model} · {e.variant}", e.vs_direct["delta"], e.vs_direct.get("ci_low"),
-                                 e.vs_direct.get("ci_high"), muted=not e.comparable) for e in deltas],
+                                 e.vs_direct.get("ci_high"), muted=not e.ranked) for e in deltas],
                             fmt="+.3f", zero=0.0, title=f"{task}: variant minus direct, paired, 95% CI") if deltas else None
     prefs = []
     for e in ranked:
@@ -141,7 +143,9 @@ def build_site(board: Board, out: str | Path, max_samples: int = 500) -> dict[st
     env = _env()
     common = {"board": board, "config": board.config, "tasks": board.config.tasks, "version": __version__,
               "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    counts = {"task_pages": 0, "model_pages": 0, "sample_pages": 0}
+    probe_groups, probe_notes = collect_probes(board)
+    common["probing"] = bool(probe_groups)  # base.html.j2 links probing.html when there is one
+    counts = {"task_pages": 0, "model_pages": 0, "sample_pages": 0, "probing_pages": int(bool(probe_groups))}
 
     def write(name: str, template: str, **ctx: Any) -> None:
         (out / name).write_text(env.get_template(template).render(**common, **ctx), encoding="utf-8")
@@ -160,5 +164,7 @@ def build_site(board: Board, out: str | Path, max_samples: int = 500) -> dict[st
             write(f"samples-{slug(e.model)}-{slug(e.task)}.html", "samples.html.j2", entry=e,
                   records=records[:max_samples], n_total=len(records))
             counts["sample_pages"] += 1
+    if probe_groups:
+        write("probing.html", "probing.html.j2", **probing_page(probe_groups, probe_notes))
     write_tables(board, out)
     return counts

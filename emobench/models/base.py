@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from ..types import ChatRequest, Completion, Message
+from ..types import ChatRequest, Completion, GenParams, Message, stable_hash
 
 
 class Retryable(Exception):
@@ -38,6 +39,8 @@ class Backend:
     def __init__(self, model: str, **model_args: Any):
         self.model = model
         self.model_args = model_args
+        for value in credential_values(model_args):
+            add_secret(value)
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         raise NotImplementedError
@@ -53,7 +56,15 @@ class Backend:
     def identity(self) -> dict[str, Any]:
         """What makes this model's answers what they are: part of the cache key and the manifest.
         Never includes secrets."""
-        return {"backend": self.kind, "model": self.model, "args": _public(self.model_args)}
+        return {"backend": self.kind, "model": self.model, "args": public_args(self.model_args)}
+
+    def environment(self) -> dict[str, Any]:
+        """The software and hardware the numbers come from (library versions, CPU features, device,
+        threads). It is recorded beside the manifest but is NOT part of the cache key or the manifest
+        hash: the same model and settings on another machine are the same experiment, and a comparison
+        of two runs warns, rather than refuses, when their environments differ (float results from a
+        different build or instruction set can differ in the last digits, and a close call can flip)."""
+        return {}
 
     def info(self) -> dict[str, Any]:
         return {**self.identity(), "loglikelihood": self.supports_loglikelihood,
@@ -74,25 +85,88 @@ def chat_kwargs(model: str, request: ChatRequest, model_args: dict[str, Any]) ->
     if p.stop:
         kwargs["stop"] = list(p.stop)
     if p.seed is not None:
-        kwargs["seed"] = p.seed + request.draw  # each draw of a voting protocol is a distinct sample
+        kwargs["seed"] = p.seed  # ModelClient derived it per request, so each draw has its own
     kwargs.update({k: v for k, v in model_args.items() if k != "context_window"})
     return kwargs
 
 
-_SECRET_KEY = re.compile(r"(key|token|secret|password|authorization)", re.IGNORECASE)
+def batch_key(request: ChatRequest) -> GenParams:
+    """What requests must share to be generated in one batch: their parameters, except the seed, which
+    is per request (each row of a batch samples with its own)."""
+    return replace(request.params, seed=None)
 
 
-def _public(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("<redacted>" if _SECRET_KEY.search(k) else v) for k, v in sorted(args.items())}
+def derive_seed(seed: int | None, request: ChatRequest) -> int:
+    """A 31-bit seed for one request from the run seed and what is asked (messages, parameters, draw).
+
+    It is a pure function of the request, hence of (sample, draw): the same whatever the batching, the
+    concurrency or the order in which a run (or a resumed run) asks, and distinct for every draw of a
+    voting protocol. 31 bits fit every API and engine that takes a seed."""
+    payload = request.cache_payload()
+    payload["params"]["seed"] = seed
+    return int(stable_hash(payload)[:8], 16) & 0x7FFFFFFF
+
+
+def sampling_seed(request: ChatRequest) -> int:
+    """The seed a local backend samples `request` with: the one ModelClient derived from the run seed,
+    else one derived from the request alone, so that a draw never depends on what was sampled before."""
+    return request.params.seed if request.params.seed is not None else derive_seed(None, request)
+
+
+# Model-arg names that hold credentials, matched exactly (case-insensitive, `-` read as `_`), also inside
+# a mapping such as `extra_headers`. A name is listed only when its value can be nothing but a secret:
+# settings whose names merely contain "token" or "key" (max_tokens, max_completion_tokens, top_k,
+# cache_key) change the answers, so they stay in the cache key and the manifest in full.
+CREDENTIAL_ARGS = frozenset({
+    "api_key", "apikey", "x_api_key", "key", "token", "access_token", "auth_token", "api_token",
+    "bearer_token", "hf_token", "use_auth_token", "authorization", "password", "passwd", "secret",
+    "client_secret", "secret_key", "private_key", "azure_ad_token", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "vertex_credentials",
+})
+REDACTED = "<redacted>"
+
+
+def is_credential(name: str) -> bool:
+    return name.lower().replace("-", "_") in CREDENTIAL_ARGS
+
+
+def public_args(args: dict[str, Any]) -> dict[str, Any]:
+    """`args` with the values of credential names replaced, recursively, sorted for a stable hash."""
+    return {k: REDACTED if is_credential(k) else public_args(v) if isinstance(v, dict) else v
+            for k, v in sorted(args.items())}
+
+
+def credential_values(args: dict[str, Any]) -> list[str]:
+    values = []
+    for k, v in args.items():
+        if isinstance(v, dict):
+            values += credential_values(v)
+        elif is_credential(k) and isinstance(v, str):
+            values.append(v)
+    return values
+
+
+# Environment variable names that look like credentials. This is deliberately broad (a substring
+# match): it only picks values to scrub from error texts, never what goes into a cache key.
+_SECRET_ENV = re.compile(r"(key|token|secret|password|authorization)", re.IGNORECASE)
+_PASSED_SECRETS: set[str] = set()  # credentials given as --model-arg (api_key=...), scrubbed the same way
+
+
+def add_secret(value: str) -> None:
+    """Scrub `value` (a credential given as a model arg) from every text `redact` cleans."""
+    if len(value) >= 8:
+        _PASSED_SECRETS.add(value)
 
 
 def secret_values() -> list[str]:
-    """Values of environment variables that look like credentials, to scrub from any text we write."""
-    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+    """Values of environment variables that look like credentials, and of credential model args, to
+    scrub from any text we write."""
+    env = [v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 8]
+    return env + sorted(_PASSED_SECRETS)
 
 
 def redact(text: str) -> str:
     for value in secret_values():
         if value in text:
-            text = text.replace(value, "<redacted>")
+            text = text.replace(value, REDACTED)
     return text

@@ -5,7 +5,12 @@ Why it looks the way it does:
   the requests that arrive together into one left-padded `model.generate` call, which is where a GPU
   (and, less so, a CPU) gets its throughput.
 - The prompt is the model's own chat template (`--model-arg chat_template=<file or inline jinja>`
-  overrides it); its hash and the model revision go into `identity()`, hence the manifest and cache key.
+  overrides it). `identity()` (the manifest and the cache key) holds everything that changes outputs:
+  the template's hash, the model revision, dtype, context window, ll_mode and every other
+  `from_pretrained` argument (quantisation, attn_implementation...); where it runs (device, device_map,
+  batch size) and the library versions are `environment()`.
+- Sampling (temperature > 0) draws every row of a batch with its own torch.Generator seeded per request
+  (`PerRequestSampler`), so a request's draws never depend on which requests shared its batch.
 - Multiple-choice log-likelihoods evaluate the shared prompt once and then score every option in one
   batched pass over the reused KV cache (`ll_mode=per_option` does one full pass per option instead;
   kept as the reference the benchmark and tests compare against).
@@ -25,7 +30,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
-from .base import Backend
+from .base import Backend, batch_key, sampling_seed
 
 
 class MicroBatcher:
@@ -76,6 +81,35 @@ class MicroBatcher:
                     fut.set_result(result)
 
 
+class PerRequestSampler:
+    """A logits processor that samples each row of a batch with its own torch.Generator, seeded by its
+    request, and leaves generate() (run greedily) nothing to choose but the drawn token.
+
+    transformers' own sampling draws the whole batch from the one global generator, so a request's draw
+    would depend on which requests shared its batch and in what order. The scores are warped by
+    transformers' own temperature and top-p warpers first, as its sampling does."""
+
+    def __init__(self, torch: Any, seeds: list[int], temperature: float, top_p: float | None):
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.torch = torch
+        self.seeds = seeds
+        self.warpers = [TemperatureLogitsWarper(float(temperature))]
+        if top_p and top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(float(top_p)))
+        self.generators: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch = self.torch
+        if not self.generators:  # made on the first step, on the device the scores are on
+            self.generators = [torch.Generator(scores.device).manual_seed(s) for s in self.seeds]
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        probs = torch.softmax(scores.float(), dim=-1)
+        picks = [torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators, strict=True)]
+        return torch.full_like(scores, float("-inf")).scatter_(1, torch.stack(picks), 0.0)
+
+
 def read_template(value: str | None) -> str | None:
     """`chat_template` model arg: a path to a jinja file, or the template text itself."""
     if not value:
@@ -121,9 +155,7 @@ class HFBackend(Backend):
                  dtype: str = "auto", device: str | None = None, device_map: str | None = None,
                  revision: str | None = None, gguf_file: str | None = None, max_length: int | None = None,
                  trust_remote_code: bool = False, ll_mode: str = "shared", **model_args: Any):
-        super().__init__(model, batch_size=batch_size, chat_template=chat_template, dtype=dtype, device=device,
-                         device_map=device_map, revision=revision, gguf_file=gguf_file, max_length=max_length,
-                         **model_args)
+        super().__init__(model, **model_args)  # the other `from_pretrained` arguments
         try:
             import torch
             import transformers
@@ -134,6 +166,8 @@ class HFBackend(Backend):
             raise ConfigError(f"hf: ll_mode must be 'shared' or 'per_option', got {ll_mode!r}")
         self.ll_mode = ll_mode
         self.torch = torch
+        self.device_map = device_map
+        self.trust_remote_code = bool(trust_remote_code)
         source, gguf = resolve_model(model, gguf_file)
         self.gguf_file = gguf
         transformers.utils.logging.disable_progress_bar()
@@ -161,7 +195,7 @@ class HFBackend(Backend):
         self.context_window = int(max_length) if max_length else _context_window(self.hf_model.config,
                                                                                     self.tokenizer)
         self.batch_size = _batch_size(batch_size, self.device)
-        self._batcher = MicroBatcher(self._generate_batch, self.batch_size, key=lambda r: r.params)
+        self._batcher = MicroBatcher(self._generate_batch, self.batch_size, key=batch_key)
         self._lock = asyncio.Lock()
         self.truncated_prompts = 0
         import inspect
@@ -172,9 +206,24 @@ class HFBackend(Backend):
 
     # ---- identity --------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        return {"backend": self.kind, "model": self.model, "revision": self.revision,
-                "gguf_file": self.gguf_file, "dtype": str(self.dtype).replace("torch.", ""),
-                "chat_template_hash": self.template_hash}
+        return {**super().identity(), "revision": self.revision, "gguf_file": self.gguf_file,
+                "dtype": str(self.dtype).replace("torch.", ""), "chat_template_hash": self.template_hash,
+                "context_window": self.context_window, "ll_mode": self.ll_mode,
+                "trust_remote_code": self.trust_remote_code}
+
+    def environment(self) -> dict[str, Any]:
+        import transformers
+
+        torch = self.torch
+        env: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__,
+                               "device": str(self.hf_model.device), "device_map": self.device_map,
+                               "dtype": str(self.dtype).replace("torch.", ""), "batch_size": self.batch_size}
+        if self.hf_model.device.type == "cuda":
+            env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                       gpu=torch.cuda.get_device_name(self.hf_model.device))
+        else:  # the vector instructions torch's CPU kernels were dispatched to (AVX2, AVX512...)
+            env.update(cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads())
+        return env
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "device": self.device, "batch_size": self.batch_size,
@@ -210,12 +259,14 @@ class HFBackend(Backend):
         encoded = [self._encode_prompt(list(r.messages), p.max_tokens) for r in requests]
         batch = self.tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt").to(
             self.hf_model.device)
-        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        # greedy over the model's scores, or over the one token PerRequestSampler drew for each row
+        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         if p.temperature and p.temperature > 0:
-            torch.manual_seed((p.seed or 0) + requests[0].draw)
-            kwargs.update(do_sample=True, temperature=p.temperature, top_p=p.top_p if p.top_p else 1.0)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            from transformers import LogitsProcessorList
+
+            sampler = PerRequestSampler(torch, [sampling_seed(r) for r in requests], p.temperature, p.top_p)
+            kwargs["logits_processor"] = LogitsProcessorList([sampler])
         if p.stop:
             kwargs.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
         with torch.inference_mode():

@@ -1,7 +1,8 @@
 """Every other provider through `litellm` (`--model litellm/<provider>/<model>`).
 
 litellm's own retries are off; `ModelClient` retries. `--base-url` is passed as `api_base`, which is how
-the tests point it at the loopback server.
+the tests point it at the loopback server. The per-request seed is sent to providers that take one
+(litellm's own table of supported parameters); litellm would refuse the call for the others.
 """
 
 from __future__ import annotations
@@ -29,15 +30,23 @@ class LiteLLMBackend(Backend):
         self.base_url = base_url
         self.timeout = timeout
         self.context_window = int(model_args.get("context_window", 128_000))
+        self.sends_seed = _takes_seed(litellm, model)
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "base_url": self.base_url}
+
+    def environment(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {"litellm": version("litellm")}
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         return [await self._one(r) for r in requests]
 
     async def _one(self, request: ChatRequest) -> Completion:
         kwargs = chat_kwargs(self.model, request, {"timeout": self.timeout, "num_retries": 0})
+        if not self.sends_seed:
+            kwargs.pop("seed", None)
         if self.base_url:
             kwargs["api_base"] = self.base_url
             kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or "sk-no-key-needed"
@@ -60,3 +69,11 @@ class LiteLLMBackend(Backend):
                           prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                           completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
                           latency_s=time.perf_counter() - start)
+
+
+def _takes_seed(litellm: Any, model: str) -> bool:
+    """Whether litellm passes `seed` on for this provider/model (it raises for providers without one)."""
+    try:
+        return "seed" in (litellm.get_supported_openai_params(model=model) or [])
+    except Exception:  # a provider litellm cannot classify: it would not know a seed either
+        return False

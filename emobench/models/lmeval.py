@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
-from .base import Backend
+from .base import Backend, batch_key
 from .hf import MicroBatcher, fallback_prompt, truncate_at_stop
 
 #  model_args that configure the lm-eval wrapper itself rather than the model
@@ -50,7 +50,7 @@ class LMEvalBackend(Backend):
         self.template_hash = stable_hash(self.chat_template or "")[:16]
         self.context_window = getattr(self.lm, "max_length", None)
         self._batcher = MicroBatcher(self._generate_batch, int(model_args.get("max_batch_size") or 64),
-                                     key=lambda r: r.params)
+                                     key=batch_key)
         self._lock = asyncio.Lock()
 
     def identity(self) -> dict[str, Any]:

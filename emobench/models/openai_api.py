@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..types import ChatRequest, Completion
-from .base import Backend, Retryable, chat_kwargs
+from .base import Backend, Retryable, add_secret, chat_kwargs
 
 _LOCAL_KEY = "sk-no-key-needed"  # local servers accept any key; the SDK refuses none
 _DEFAULT_URL = "https://api.openai.com/v1"
@@ -26,8 +26,12 @@ class OpenAIBackend(Backend):
     kind = "openai"
 
     def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 32, **model_args: Any):
+                 concurrency: int = 32, api_key: str | None = None, **model_args: Any):
         super().__init__(model, **model_args)
+        # a key given as --model-arg authenticates like OPENAI_API_KEY (a header), never goes into the body
+        self._api_key = str(api_key) if api_key else os.environ.get("OPENAI_API_KEY") or _LOCAL_KEY
+        if api_key:
+            add_secret(str(api_key))
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         self._timeout = timeout
         self._max_connections = concurrency + 8
@@ -37,6 +41,11 @@ class OpenAIBackend(Backend):
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "base_url": self.base_url or _DEFAULT_URL}
+
+    def environment(self) -> dict[str, Any]:
+        import openai
+
+        return {"openai": openai.__version__}
 
     def _sdk(self):
         """One AsyncOpenAI client per event loop (callers may `asyncio.run` more than once)."""
@@ -52,7 +61,7 @@ class OpenAIBackend(Backend):
                 http_client = openai.DefaultAioHttpClient(timeout=self._timeout, limits=limits)
             except (AttributeError, RuntimeError, ImportError):  # openai[aiohttp] not installed
                 http_client = openai.DefaultAsyncHttpxClient(timeout=self._timeout, limits=limits)
-            self._client = openai.AsyncOpenAI(api_key=os.environ.get("OPENAI_API_KEY") or _LOCAL_KEY,
+            self._client = openai.AsyncOpenAI(api_key=self._api_key,
                                               base_url=self.base_url, max_retries=0, timeout=self._timeout,
                                               http_client=http_client)
         return self._client

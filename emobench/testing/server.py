@@ -7,8 +7,10 @@ peak number of requests it served at once.
     python -m emobench.testing.server --port 8731 --latency 0.2 --fault-rate 0.2
 
 Answers are deterministic: by default the reply to a multiple-choice prompt is a JSON answer whose
-letter is derived from a hash of the prompt; `answers` maps a substring of the prompt to a fixed reply
-(scripted tests), and `answer_fn` may compute one.
+letter is derived from a hash of the prompt (and, for a sampled request -- temperature > 0 with a
+`seed` -- of the seed too, so one seed always gives the same draw and another seed another draw);
+`answers` maps a substring of the prompt to a fixed reply (scripted tests), and `answer_fn` may compute
+one. The last `BODIES_KEPT` request bodies are kept (`state.bodies`) for tests that check what was sent.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import re
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 FAULTS = ("429", "500", "503", "reset", "hang", "truncated", "empty_choices")
+BODIES_KEPT = 256  # bounded: the benchmarks send tens of thousands of requests
 
 
 @dataclass
@@ -61,6 +64,7 @@ class State:
             self.faults: Counter[str] = Counter()
             self.prompt_hashes: Counter[str] = Counter()
             self.auth_headers: list[str] = []
+            self.bodies: deque[dict[str, Any]] = deque(maxlen=BODIES_KEPT)
             self.first_request_at: float | None = None  # wall clock, for the benchmarks' request phase
             self.last_response_at: float | None = None
 
@@ -78,11 +82,18 @@ def prompt_hash(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def default_answer(messages: list[dict[str, str]]) -> str:
-    """A deterministic reply the harness parsers understand."""
+def sampling_salt(body: dict[str, Any]) -> str:
+    """What a sampled request's answer depends on besides its prompt: its seed (empty when greedy)."""
+    temperature, seed = body.get("temperature"), body.get("seed")
+    sampled = isinstance(temperature, (int, float)) and temperature > 0
+    return f"seed={seed}" if sampled and seed is not None else ""
+
+
+def default_answer(messages: list[dict[str, str]], salt: str = "") -> str:
+    """A deterministic reply the harness parsers understand; `salt` picks another draw."""
     text = messages[-1]["content"] if messages else ""
     letters = re.findall(r"^\s*([A-Z])[\)\.]\s", text, re.MULTILINE)
-    digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+    digest = int(hashlib.sha256((text + salt).encode()).hexdigest(), 16)
     if letters:
         return json.dumps({"answer": letters[digest % len(letters)]})
     scored = re.findall(r"^(\w+): <score>\s*$", text, re.MULTILINE)  # EQ-Bench style rating lines
@@ -184,6 +195,7 @@ class _Connection:
             st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
             st.prompt_hashes[prompt_hash(messages)] += 1
             st.auth_headers.append(headers.get("authorization", ""))
+            st.bodies.append(body)
             fault = st.rng.choice(cfg.faults) if cfg.faults and st.rng.random() < cfg.fault_rate else None
             delay = cfg.latency + (st.rng.uniform(-cfg.jitter, cfg.jitter) if cfg.jitter else 0.0)
             if fault:
@@ -215,7 +227,7 @@ class _Connection:
         if fault == "hang":
             await asyncio.sleep(cfg.hang_seconds)
             return False
-        text = self._answer(messages)
+        text = self._answer(messages, sampling_salt(body))
         payload: dict[str, Any] = {
             "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", cfg.model_name),
@@ -233,7 +245,7 @@ class _Connection:
             self.state.completed += 1
         return True
 
-    def _answer(self, messages: list[dict[str, str]]) -> str:
+    def _answer(self, messages: list[dict[str, str]], salt: str) -> str:
         cfg = self.state.config
         prompt = "\n".join(m.get("content", "") for m in messages)
         for needle, reply in cfg.answers.items():
@@ -241,7 +253,7 @@ class _Connection:
                 return reply
         if cfg.answer_fn is not None:
             return cfg.answer_fn(messages)
-        return default_answer(messages)
+        return default_answer(messages, salt)
 
 
 class LoopbackServer:

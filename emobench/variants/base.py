@@ -12,8 +12,11 @@ from typing import Any, ClassVar
 
 from ..client import ModelClient
 from ..errors import ConfigError
+from ..scoring import score_replies
 from ..task import Task
 from ..types import Message, Sample, Usage
+
+REPLY_CHARS_KEPT = 2000  # of each unreadable attempt, in the trace
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Variant:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     arg_defaults: ClassVar[dict[str, Any]] = {}
+    uses_dev: ClassVar[bool] = False  # `prepare` reads the task's dev split (few-shot pool, prompt tuning)
 
     def __init__(self, **args: Any):
         unknown = set(args) - set(self.arg_defaults)
@@ -49,7 +53,8 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
               trace: dict[str, Any] | None = None) -> VariantOutput:
     """Send `messages` the way the task wants them answered: rank options by log-likelihood for a
     multiple_choice task on a backend that can, else generate `draws` replies (the fallback is noted in
-    the trace and reported in the results)."""
+    the trace and reported in the results), each re-asked while unparseable when the task says so
+    (`reask_unparseable`, below)."""
     trace = dict(trace or {})
     fit = getattr(task, "fit_context", None)  # long tasks: cut sample.context to the window (emobench/context.py)
     if fit is not None:
@@ -62,8 +67,36 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
             trace.update(mode="loglikelihood", loglikelihoods=scores)
             return VariantOutput([task.format_answer(space[best], sample)], messages, trace)
         trace["mode"] = "generate_fallback"
-    draws = int(getattr(task, "draws", 1) or 1)
+    draws = max(1, int(task.draws))
     replies = []
     for draw in range(draws):
-        replies.append((await client.chat(messages, task.gen_params, usage, draw=draw)).text)
+        replies.append(await _reply(task, sample, messages, client, usage, draw, trace))
     return VariantOutput(replies, messages, trace)
+
+
+async def _reply(task: Task, sample: Sample, messages: list[Message], client: ModelClient, usage: Usage,
+                 draw: int, trace: dict[str, Any]) -> str:
+    """One draw's reply. A task whose `reask_unparseable` is N > 0 (EQ-Bench's `--task-arg reask=N`)
+    is asked again, up to N times, while its parser cannot read the reply, each time at a temperature
+    `reask_temperature_step` (default 0.15) higher, as EQ-Bench's own runner does. Every attempt is an
+    ordinary client call (cached, so a resumed run repeats none; metered in the sample's usage); when
+    there was more than one, they go into `trace["reask"]`. The last reply is the one scored."""
+    tries = int(task.reask_unparseable)
+    if tries <= 0:
+        return (await client.chat(messages, task.gen_params, usage, draw=draw)).text
+    if "temperature" in client.gen_overrides:
+        raise ConfigError(f"task {task.name}: re-asking an unparseable reply raises the temperature, which "
+                          "--temperature fixes; drop one of the two")
+    step = float(task.reask_temperature_step)
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(tries + 1):
+        params = task.gen_params.merged(temperature=round(task.gen_params.temperature + attempt * step, 6))
+        text = (await client.chat(messages, params, usage, draw=draw)).text
+        readable = score_replies(task, sample, [text]).outcome != "unparseable"  # as the record will read it
+        attempts.append({"temperature": params.temperature, "parsed": readable,
+                         **({} if readable else {"reply": text[-REPLY_CHARS_KEPT:]})})
+        if readable:
+            break
+    if len(attempts) > 1:
+        trace.setdefault("reask", []).append({"draw": draw, "attempts": attempts})
+    return text

@@ -36,6 +36,7 @@ from ..client import ModelClient
 from ..errors import ConfigError
 from ..parsing import json_field
 from ..paths import prompts_dir
+from ..scoring import score_replies
 from ..task import Task
 from ..types import GenParams, Message, Sample, Usage, stable_hash
 from .base import Variant, VariantOutput, ask
@@ -95,18 +96,15 @@ class Refiner:
 
     async def evaluate(self, instruction: str) -> tuple[float, list[dict[str, str]]]:
         """Target: the dev score of `instruction` (task's primary metric) and its error cases."""
-        self._spend(len(self.dev) * max(1, int(getattr(self.task, "draws", 1) or 1)))
-        from ..runner import task_is_correct
-
+        self._spend(len(self.dev) * max(1, int(self.task.draws)))
         records, errors = [], []
         for s in self.dev:
             out = await ask(self.task, s, render_with(self.task, s, instruction), self.target, self.usage)
-            parsed = self.task.combine([_safe(self.task.parse, r, s) for r in out.responses])
-            score = 0.0 if parsed is None else float(_safe(self.task.score, parsed, s) or 0.0)
-            correct = parsed is not None and task_is_correct(self.task, score)
-            records.append({"sample_id": s.id, "outcome": "correct" if correct else "incorrect", "score": score,
-                            "parsed": parsed, "target": s.target, "metadata": dict(s.metadata), "trace": {}})
-            if not correct:
+            scored = score_replies(self.task, s, out.responses)  # as `emobench run` will score the test items
+            records.append({"sample_id": s.id, "outcome": scored.outcome, "score": scored.score,
+                            "parsed": scored.parsed, "target": s.target, "metadata": scored.annotate(s.metadata),
+                            "trace": out.trace, "mode": out.trace.get("mode")})
+            if scored.outcome != "correct":
                 errors.append({"input": sample_text(s)[-800:], "expected": _expected(self.task, s),
                                "reply": (out.responses[0] if out.responses else "")[:300]})
         metrics, _ = self.task.aggregate(records)
@@ -162,6 +160,7 @@ class Refiner:
 class Refine(Variant):
     name = "refine"
     description = "APOLO-style multi-agent instruction refinement on dev"
+    uses_dev = True
     arg_defaults: dict[str, Any] = {"planner": None, "teacher": None, "critic": None, "student": None,
                                     "max_rounds": 3, "patience": 2, "max_calls": 300, "n_candidates": 2,
                                     "n_errors": 4, "dev_limit": 40, "min_delta": 0.0, "agent_max_tokens": 600,
@@ -242,13 +241,6 @@ class Refine(Variant):
                 usage.add(Usage(**artifact["usage"]))
                 trace["refine"]["optimisation_usage"] = artifact["usage"]
         return await ask(task, sample, render_with(task, sample, state["instruction"] or ""), client, usage, trace)
-
-
-def _safe(fn, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except Exception:
-        return None
 
 
 def _expected(task: Task, sample: Sample) -> str:
