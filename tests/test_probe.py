@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_local_backends import tiny_model_dir  # noqa: F401 - the fixture: a 2-layer random Llama
 
 from emobench import metrics as M
 from emobench.audit import EMOTIONS
