@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_local_backends import MSGS, tiny_model_dir  # noqa: F401
+from test_local_backends import MSGS
 
 torch = pytest.importorskip("torch", reason="torch not installed")
 pytestmark = [pytest.mark.gpu,

@@ -9,7 +9,6 @@ import os
 
 import pytest
 import yaml
-from test_local_backends import tiny_model_dir  # noqa: F401  (fixture)
 
 from conftest import SHARED_DATASETS, has_embedded_model
 from emobench.cli import main as cli
