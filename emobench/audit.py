@@ -11,7 +11,7 @@ items that leak it some other way:
    lengths within a tolerance (15% by default), so a detector cannot tell them apart by shape.
 
 The item schema (one JSON object per line, or a CSV with the same columns) is shared with
-`tasks/vignettes.py`: `id`, `pair_id`, `kind` (affect | neutral | keyword_rich), `emotion` (one of
+`tasks/vignettes/task.py`: `id`, `pair_id`, `kind` (affect | neutral | keyword_rich), `emotion` (one of
 `EMOTIONS`, empty for neutral items), `text`.
 """
 

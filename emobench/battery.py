@@ -2,7 +2,7 @@
 come from. The vignette tasks read them and so does representation probing, through `load_battery`.
 
 Three sources, all returned as the same `Item`s (`emobench/audit.py`):
-- `vignettes`: the original battery shipped in `tasks/data/vignettes.jsonl`;
+- `vignettes`: the original battery shipped in `tasks/vignettes/vignettes.jsonl`;
 - a user file in the same documented layout (`id, pair_id, kind, emotion, text`; JSONL or CSV);
 - `aipsy_affect`: AIPsy-Affect (M. Keeman, arXiv 2604.23719; hub `keidolabs/aipsy-affect`, MIT), read
   from the hub or from `--data-dir` in its own documented layout, which is mapped onto the items here.
@@ -51,7 +51,7 @@ class Battery:
 
 
 def shipped_path() -> Path:
-    return tasks_dir() / "data" / "vignettes.jsonl"
+    return tasks_dir() / "vignettes" / "vignettes.jsonl"
 
 
 def load_battery(name_or_path: str | Path, data_dir: str | Path | None = None) -> Battery:
@@ -107,14 +107,14 @@ def _read_split(split: str, data_dir: str | Path | None) -> tuple[str, Rows]:
         return f"hf://{AIPSY_REPO}[{split}]", list(hub_rows(AIPSY_REPO, split=split))
     path = find_local(root, f"{split}.parquet", f"data/{split}.parquet")
     if path is None:
-        raise DataError(root, f"{split}.parquet not found under --data-dir {root} (flat or in data/); "
+        raise DataError(str(root), f"{split}.parquet not found under --data-dir {root} (flat or in data/); "
                         f"without --data-dir it is read from hf://{AIPSY_REPO}")
     import pandas as pd  # noqa: PLC0415 - only needed for a local copy
 
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged or non-parquet file
-        raise DataError(path, f"cannot read parquet ({type(exc).__name__}: {exc})") from None
+        raise DataError(str(path), f"cannot read parquet ({type(exc).__name__}: {exc})") from None
     return str(path), list(enumerate(frame.to_dict(orient="records"), start=1))
 
 

@@ -1,9 +1,9 @@
 """The `emobench` command. Each subcommand lives in `emobench/commands/<name>.py` and is imported only
 when used, so `emobench --help` stays fast and never loads a model library.
 
-A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, the
-exit code, one of the codes in `emobench.errors` (0 ok, 1 a check failed, 2 bad input, 3 model calls
-failed). User errors (EmobenchError) print one line on stderr and exit with their code (2), never a
+A subcommand is one line in `COMMANDS` (its help text) and a module that defines
+`add_arguments(parser)` and `run(args) -> int`, the exit code, one of the codes in `emobench.errors`
+(0 ok, 1 a check failed, 2 bad input, 3 model calls failed). User errors (EmobenchError) print one line on stderr and exit with their code (2), never a
 traceback.
 """
 
@@ -83,7 +83,7 @@ def entry() -> None:
     code = main()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
-    atexit._run_exitfuncs()  # noqa: SLF001 - the first step of a normal exit, run here by hand
+    atexit._run_exitfuncs()  # the first step of a normal exit, run here by hand
     try:
         sys.stdout.flush()
         sys.stderr.flush()

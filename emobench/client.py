@@ -31,6 +31,7 @@ from tenacity import (
 
 from .cache import ResponseCache, request_key
 from .errors import ModelCallError
+from .models import make_backend
 from .models.base import Backend, Retryable, Unsupported, derive_seed, redact
 from .types import ChatRequest, Completion, GenParams, Message, Usage
 
@@ -154,6 +155,18 @@ class ModelClient:
         except Exception as exc:  # a final, non-retryable error (4xx, backend crash)
             self.stats.failed_calls += 1
             raise ModelCallError(redact(f"{type(exc).__name__}: {exc}")) from None
+
+
+def client_for(spec: str | None, client: ModelClient) -> ModelClient:
+    """A ModelClient for another model spec (a sage, an agent), sharing the run's cache and retry
+    settings, and the run's server for an `openai/` spec; the run's own client when `spec` is empty or
+    'same'."""
+    if not spec or spec == "same":
+        return client
+    base_url = client.backend.base_url if str(spec).startswith("openai/") else None
+    backend = make_backend(str(spec), base_url=base_url, timeout=client.timeout)
+    return ModelClient(backend, client.cache, max_retries=client.max_retries, timeout=client.timeout,
+                       backoff_initial=client.backoff_initial)
 
 
 @lru_cache(maxsize=64)

@@ -37,6 +37,7 @@ from .metrics import point_estimates_only
 from .paired import ROUNDS, Paired, PairedResult, Statistic, holm, paired_compare
 from .registry import all_tasks, make_task
 from .results import compact_record
+from .schema import ScoredRecord
 
 Key = tuple[str, str]  # (task, variant)
 
@@ -55,7 +56,7 @@ class Side:
 
     path: Path
     results: dict[str, Any]
-    records: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    records: dict[Key, dict[str, ScoredRecord]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -170,7 +171,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 # ---- what a task is measured on ----------------------------------------------------------------------
 
-def _mean_score(records: list[dict[str, Any]]) -> float:
+def _mean_score(records: list[ScoredRecord]) -> float:
     return sum(float(r.get("score") or 0.0) for r in records) / len(records) if records else math.nan
 
 
@@ -181,7 +182,7 @@ def task_statistic(manifest: dict[str, Any], task: str, metric: str, task_files:
     files = list(task_files) or [f for f in manifest.get("task_files") or [] if Path(f).is_file()]
     t = make_task(task, (manifest.get("tasks", {}).get(task) or {}).get("args") or {}, None, files)
 
-    def statistic(records: list[dict[str, Any]]) -> float:
+    def statistic(records: list[ScoredRecord]) -> float:
         m = t.aggregate(records)[0].get(metric)
         if m is None:
             raise ValueError(f"its aggregate has no metric {metric!r}")
@@ -257,7 +258,7 @@ def _new_row(task: str, variant: str, margin: float) -> dict[str, Any]:
             "p_holm": None, "failed": None, "reasons": [], "notes": []}
 
 
-def _pair(b: dict[str, dict[str, Any]], c: dict[str, dict[str, Any]]) -> tuple[list[str], int, int]:
+def _pair(b: dict[str, ScoredRecord], c: dict[str, ScoredRecord]) -> tuple[list[str], int, int]:
     """Sample ids scored by both runs; candidate samples that failed where the baseline has a result;
     every other sample that cannot be paired (failed in the baseline, or in one run only)."""
     ok = {i for i, r in b.items() if r["outcome"] != "error"}

@@ -21,15 +21,27 @@ Tokens are counted with `client.count_tokens`: the model's own tokenizer for loc
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import ConfigError
 from .types import Message, Sample
+
+if TYPE_CHECKING:
+    from .client import ModelClient
 
 POLICIES = ("middle", "left", "error")
 TOKENS_PER_MESSAGE = 8  # chat-template overhead per message (role markers, separators)
 SAFETY_TOKENS = 64  # slack for tokenizer estimates and special tokens
 MARKER = "\n[…]\n"  # what replaces the dropped middle
+
+
+class Window(Protocol):
+    """What fitting reads from a client (a ModelClient is one): its window and its token counter."""
+
+    @property
+    def context_window(self) -> int | None: ...
+
+    def count_tokens(self, text: str) -> int: ...
 
 
 class ContextTooLong(ValueError):
@@ -81,7 +93,7 @@ def truncate_text(text: str, budget: int, policy: str, count: Callable[[str], in
     return text[:head] + MARKER + text[len(text) - tail:]
 
 
-def fit_messages(messages: list[Message], context: str | None, client: Any, max_tokens: int,
+def fit_messages(messages: list[Message], context: str | None, client: Window, max_tokens: int,
                  policy: str = "middle") -> tuple[list[Message], dict[str, Any]]:
     """Shorten `context` inside `messages` so that prompt + `max_tokens` fit `client.context_window`.
 
@@ -89,7 +101,7 @@ def fit_messages(messages: list[Message], context: str | None, client: Any, max_
     appear verbatim in the messages (a variant replaced it), the longest message is cut instead.
     """
     check_policy(policy)
-    window = getattr(client, "context_window", None)
+    window = client.context_window
     count = client.count_tokens
     total = sum(count(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
     info: dict[str, Any] = {"truncated": False, "prompt_tokens": total, "window": window, "policy": policy}
@@ -114,7 +126,8 @@ def fit_messages(messages: list[Message], context: str | None, client: Any, max_
 
 
 class LongContextTask:
-    """Mixin for tasks whose `Sample.context` may exceed a model's window.
+    """Mixin for tasks whose `Sample.context` may exceed a model's window: its `fit_context` replaces
+    `Task`'s, which fits nothing.
 
     Put it before `Task` in the bases and merge `LONG_CONTEXT_ARGS` into `arg_defaults`; the policy
     is then a `--task-arg truncate=...`, hence recorded in the run manifest.
@@ -122,8 +135,8 @@ class LongContextTask:
 
     LONG_CONTEXT_ARGS: ClassVar[dict[str, Any]] = {"truncate": "middle"}
 
-    def fit_context(self, sample: Sample, messages: list[Message], client: Any) -> tuple[list[Message], dict]:
+    def fit_context(self, sample: Sample, messages: list[Message],
+                    client: ModelClient) -> tuple[list[Message], dict[str, Any]]:
         policy = check_policy(str(self.args.get("truncate", "middle")))  # type: ignore[attr-defined]
-        overrides = getattr(client, "gen_overrides", {}) or {}
-        max_tokens = int(overrides.get("max_tokens") or self.gen_params.max_tokens)  # type: ignore[attr-defined]
+        max_tokens = int(client.gen_overrides.get("max_tokens") or self.gen_params.max_tokens)  # type: ignore[attr-defined]
         return fit_messages(messages, sample.context, client, max_tokens, policy)

@@ -27,71 +27,71 @@ def _decode(path: Path, raw: bytes, line_no: int) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(path, f"not valid UTF-8 (byte {exc.start})", line_no) from None
+        raise DataError(str(path), f"not valid UTF-8 (byte {exc.start})", line_no) from None
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for each non-blank line; raise DataError on the first bad one."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "file not found")
+        raise DataError(str(path), "file not found")
     seen = False
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if len(raw) > MAX_LINE_BYTES:
-                raise DataError(path, f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} byte limit", line_no)
+                raise DataError(str(path), f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} byte limit", line_no)
             text = _decode(path, raw, line_no).strip()
             if not text:
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", line_no) from None
+                raise DataError(str(path), f"invalid JSON ({exc.msg} at column {exc.colno})", line_no) from None
             if not isinstance(obj, dict):
-                raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", line_no)
+                raise DataError(str(path), f"expected a JSON object, got {type(obj).__name__}", line_no)
             seen = True
             yield line_no, obj
     if not seen:
-        raise DataError(path, "file is empty")
+        raise DataError(str(path), "file is empty")
 
 
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "file not found")
+        raise DataError(str(path), "file not found")
     raw = path.read_bytes()
     if not raw.strip():
-        raise DataError(path, "file is empty")
+        raise DataError(str(path), "file is empty")
     try:
         return json.loads(_decode(path, raw, 1))
     except json.JSONDecodeError as exc:
-        raise DataError(path, f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
+        raise DataError(str(path), f"invalid JSON ({exc.msg} at column {exc.colno})", exc.lineno) from None
 
 
 def read_csv(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row) from a CSV/TSV file with a header row."""
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "file not found")
+        raise DataError(str(path), "file not found")
     raw = path.read_bytes()
     for line_no, line in enumerate(raw.splitlines(), start=1):
         _decode(path, line, line_no)
     text = raw.decode("utf-8-sig")
     if not text.strip():
-        raise DataError(path, "file is empty")
+        raise DataError(str(path), "file is empty")
     delimiter = delimiter or ("\t" if path.suffix == ".tsv" else ",")
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = reader.fieldnames or []
     for row in reader:
         if None in row or any(v is None for v in row.values()):
-            raise DataError(path, f"row has {len(row)} fields, header has {len(header)}", reader.line_num)
+            raise DataError(str(path), f"row has {len(row)} fields, header has {len(header)}", reader.line_num)
         yield reader.line_num, row
 
 
 def require(path: str | Path, line: int | None, obj: dict[str, Any], *fields: str) -> None:
     missing = [f for f in fields if f not in obj]
     if missing:
-        raise DataError(path, f"missing field(s) {', '.join(map(repr, missing))}", line)
+        raise DataError(str(path), f"missing field(s) {', '.join(map(repr, missing))}", line)
 
 
 def read_yaml_mapping(path: str | Path, allowed: set[str], what: str) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def find_local(data_root: Path | None, *candidates: str) -> Path | None:
     if data_root is None:
         return None
     if not data_root.is_dir():
-        raise DataError(data_root, "data folder not found (from --data-dir or $EMOBENCH_DATA_DIR)")
+        raise DataError(str(data_root), "data folder not found (from --data-dir or $EMOBENCH_DATA_DIR)")
     for name in candidates:
         for base in (data_root, *sorted(p for p in data_root.iterdir() if p.is_dir())):
             if (base / name).exists():
@@ -222,5 +222,5 @@ def check_unique_ids(path: str | Path, ids_lines: list[tuple[str, int]]) -> None
     seen: dict[str, int] = {}
     for sid, line in ids_lines:
         if sid in seen:
-            raise DataError(path, f"duplicate id {sid!r} (first seen on line {seen[sid]})", line)
+            raise DataError(str(path), f"duplicate id {sid!r} (first seen on line {seen[sid]})", line)
         seen[sid] = line

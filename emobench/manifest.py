@@ -15,12 +15,13 @@ import platform
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import __version__
 from .errors import DataError
 from .models.base import Backend
 from .registry import make_tasks, resolve_task_names
+from .schema import Environment, GenerationParams, Manifest, ModelManifest
 from .task import Task
 from .types import Sample, stable_hash
 from .variants import Variant
@@ -105,34 +106,35 @@ def check_samples(task: Task, samples: list[Sample], split: str, limit: int | No
                             f"and #{position} of split {split!r}); sample ids must be unique")
 
 
-def environment(backend: Backend) -> dict[str, Any]:
+def environment(backend: Backend) -> Environment:
     """Where the answers' numerics come from; recorded, not hashed (see the module docstring)."""
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "machine": platform.machine(), **backend.environment()}
+    return cast(Environment, {"python": platform.python_version(), "platform": platform.platform(),
+                              "machine": platform.machine(), **backend.environment()})
 
 
 def build_manifest(config: RunConfig, backend: Backend, tasks: list[PreparedTask],
-                   variants: list[Variant]) -> dict[str, Any]:
+                   variants: list[Variant]) -> Manifest:
     """Everything that determines the results. Two runs with equal manifest hashes are comparable."""
     return {
         "harness_version": __version__,
         "git_commit": git_commit(),
         "environment": environment(backend),
         "task_files": [str(Path(f).resolve()) for f in config.task_files],
-        "model": {"spec": config.model or "smollm2", **backend.identity(),
-                  "generation_overrides": {"temperature": config.temperature, "max_tokens": config.max_tokens},
-                  "system_prompt": config.system_prompt},
+        "model": cast(ModelManifest, {
+            "spec": config.model or "smollm2", **backend.identity(),
+            "generation_overrides": {"temperature": config.temperature, "max_tokens": config.max_tokens},
+            "system_prompt": config.system_prompt}),
         "seed": config.seed,
         "split": config.split,
         "limit": config.limit,
         "tasks": {p.task.name: {"args": p.task.args, "dataset_fingerprint": p.fingerprint,
                                 "template_hash": p.task.template_hash(), "n": len(p.samples),
                                 "family": p.task.family, "output_mode": p.task.output_mode,
-                                "generation": asdict(p.task.gen_params)}
+                                "generation": cast(GenerationParams, asdict(p.task.gen_params))}
                   for p in tasks},
         "variants": {v.name: v.config() for v in variants},
     }
 
 
-def manifest_hash(manifest: dict[str, Any]) -> str:
+def manifest_hash(manifest: Manifest) -> str:
     return stable_hash({k: v for k, v in manifest.items() if k not in UNHASHED})[:16]

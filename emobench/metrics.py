@@ -69,7 +69,7 @@ def point_estimates_only() -> Iterator[None]:
         _INTERVALS.reset(token)
 
 
-def bootstrap_ci(data: Any, statistic: Callable[[Any], float], rounds: int = BOOTSTRAP_ROUNDS,
+def bootstrap_ci(data: Any, statistic: Callable[..., float], rounds: int = BOOTSTRAP_ROUNDS,
                  seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
     """Percentile bootstrap. `data` is an array (rows are resampled) or a tuple of aligned arrays."""
     if not _INTERVALS.get():
@@ -125,7 +125,7 @@ def macro_f1_metric(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[A
     return Metric(value, lo, hi, len(gold))
 
 
-def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
+def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
     """Area under the ROC curve via the Mann-Whitney U statistic (ties count one half)."""
     s = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=int)

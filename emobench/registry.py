@@ -1,18 +1,26 @@
 """Finding tasks without touching the core.
 
 Three sources, in order (a later one may not shadow an earlier name silently: it is an error):
-1. built-in plugins: every `tasks/*.py` file (Task subclasses with a `name`) and `tasks/*.yaml`
-   no-code task files; shipped inside the wheel as well;
+1. built-in plugins in `tasks/` (shipped inside the wheel as well), sorted by name:
+   - a folder `tasks/<benchmark>/` is a package, imported as `emobench_tasks.<benchmark>` (its modules
+     may import each other relatively, and one benchmark may import another: `from ..vignettes.task
+     import Vignettes`); its `task.py` is imported too when the package does not import it itself;
+   - a single file `tasks/<name>.py`, imported as `emobench_tasks.<name>`;
+   - a no-code task file `tasks/<name>.yaml` (see emobench/taskfile.py);
+   every Task subclass with a `name` defined in those modules is a task;
 2. installed packages exposing the entry-point group `emobench.tasks` (a Task subclass, or a callable
    returning a list of them);
-3. `--task-file my_task.yaml` given on the command line.
+3. `--task-file` given on the command line: a no-code `.yaml` task file, or a `.py` file whose Task
+   subclasses are its tasks (e.g. `examples/tasks/feelings/task.py`).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from functools import lru_cache
+from importlib.machinery import ModuleSpec
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -22,20 +30,39 @@ import yaml
 from .errors import ConfigError
 from .paths import tasks_dir
 from .task import COMMON_ARGS, Task
+from .taskfile import load_python_file, task_class_from_file
 
 ENTRY_POINT_GROUP = "emobench.tasks"
+PACKAGE = "emobench_tasks"  # the built-in folder `tasks/` as a package: `emobench_tasks.<benchmark>`
+NOT_TASKS = {"suites.yaml"}
 
 
-def _load_module(path: Path):
-    name = f"emobench_tasks.{path.stem}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def _tasks_package(folder: Path):
+    """`emobench_tasks`, a package whose search path is the `tasks/` folder, so that its files and
+    folders import as `emobench_tasks.<name>` with the ordinary import machinery."""
+    package = sys.modules.get(PACKAGE)
+    if package is None:
+        spec = ModuleSpec(PACKAGE, None, is_package=True)
+        spec.submodule_search_locations = [str(folder)]
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[PACKAGE] = package
+    elif str(folder) not in package.__path__:
+        package.__path__.append(str(folder))
+    return package
+
+
+def _import_builtin(path: Path) -> list:
+    """The modules of one entry of `tasks/`: a single-file plugin, or a folder package and its modules
+    (the package itself, every module of it the import loaded, and its `task.py`)."""
+    name = f"{PACKAGE}.{path.stem if path.is_file() else path.name}"
+    importlib.import_module(name)
+    if path.is_dir() and (path / "task.py").is_file():
+        importlib.import_module(f"{name}.task")
+    return [m for n, m in sorted(sys.modules.items()) if n == name or n.startswith(name + ".")]
+
+
+def _is_task_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "__init__.py").is_file() or (path / "task.py").is_file())
 
 
 def _classes_in(module) -> list[type[Task]]:
@@ -43,21 +70,34 @@ def _classes_in(module) -> list[type[Task]]:
             if isinstance(obj, type) and issubclass(obj, Task) and obj.name and obj.__module__ == module.__name__]
 
 
+def task_classes_from_file(path: str | Path) -> list[type[Task]]:
+    """The tasks of a `--task-file`: a `.py` file (its Task subclasses with a `name`), else a no-code
+    YAML task file (one task)."""
+    path = Path(path)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise ConfigError(f"task file {path}: no such file")
+        classes = _classes_in(load_python_file(path))
+        if not classes:
+            raise ConfigError(f"task file {path}: defines no Task subclass with a `name`")
+        return classes
+    return [task_class_from_file(path)]
+
+
 @lru_cache(maxsize=1)
 def builtin_tasks() -> dict[str, type[Task]]:
     found: dict[str, type[Task]] = {}
     folder = tasks_dir()
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
+    _tasks_package(folder)
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if path.name.startswith(("_", ".")):
             continue
-        for cls in _classes_in(_load_module(path)):
-            _add(found, cls, str(path))
-    for path in sorted(folder.glob("*.yaml")):
-        if path.name == "suites.yaml":
-            continue
-        from .taskfile import task_class_from_file
-
-        _add(found, task_class_from_file(path), str(path))
+        if (path.suffix == ".py" and path.is_file()) or _is_task_folder(path):
+            for module in _import_builtin(path):
+                for cls in _classes_in(module):
+                    _add(found, cls, str(path))
+        elif path.suffix == ".yaml" and path.is_file() and path.name not in NOT_TASKS:
+            _add(found, task_class_from_file(path), str(path))
     return found
 
 
@@ -84,11 +124,9 @@ def all_tasks(task_files: list[str] | tuple[str, ...] = ()) -> dict[str, type[Ta
         if name in tasks and tasks[name] is not cls:
             raise ConfigError(f"plugin task {name!r} clashes with a built-in task of the same name")
         tasks[name] = cls
-    from .taskfile import task_class_from_file
-
     for path in task_files:
-        cls = task_class_from_file(Path(path))
-        tasks[cls.name] = cls
+        for cls in task_classes_from_file(path):
+            tasks[cls.name] = cls
     return tasks
 
 
@@ -113,9 +151,7 @@ def resolve_task_names(spec: str | None, task_files: list[str] | tuple[str, ...]
     known = all_tasks(task_files)
     if not spec:
         if task_files:
-            from .taskfile import task_class_from_file
-
-            return [task_class_from_file(Path(p)).name for p in task_files]
+            return list(dict.fromkeys(cls.name for p in task_files for cls in task_classes_from_file(p)))
         spec = "default"
     names: list[str] = []
     for part in [p.strip() for p in spec.split(",") if p.strip()]:

@@ -46,7 +46,7 @@ from .runstore import RunDirError, RunStore, atomic_write
 from .scoring import sample_record, score_replies
 from .task import Task
 from .types import ChatRequest, Completion, Sample, Usage, record_key
-from .variants import Variant
+from .variants.base import StandIn
 
 IMPORTED_SAMPLES = "imported_samples.jsonl"
 PREDICTION_KEYS = ("prediction", "predictions", "response")
@@ -61,16 +61,11 @@ class ReplayBackend(Backend):
         raise Unsupported("recorded replies only: this run was imported or rescored, not generated")
 
 
-class RecordedVariant(Variant):
+class RecordedVariant(StandIn):
     """Names the variant that made the recorded replies (record keys and results keep it); asks nothing."""
 
     def __init__(self, name: str = "direct", config: dict[str, Any] | None = None):
-        super().__init__()
-        self.name = name
-        self._config = config or {"name": name}
-
-    def config(self) -> dict[str, Any]:
-        return self._config
+        super().__init__(name, config or {"name": name})
 
 
 def _client(backend: Backend) -> ModelClient:
@@ -199,8 +194,9 @@ def read_generic_predictions(path: str | Path) -> list[tuple[int, str, list[str]
 
 
 def is_reference_file(task: Task, path: str | Path) -> bool:
-    """A task's native result file (e.g. EmoBench's `Pred 1..5` CSVs), read by the task itself."""
-    if not hasattr(task, "read_reference_outputs") or Path(path).suffix != ".csv":
+    """A task's native result file (e.g. EmoBench's `Pred 1..5` CSVs), read by the task itself: only a
+    task that defines `read_reference_outputs` has one."""
+    if type(task).read_reference_outputs is Task.read_reference_outputs or Path(path).suffix != ".csv":
         return False
     with open(path, encoding="utf-8-sig", errors="replace") as fh:
         header = fh.readline()

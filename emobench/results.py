@@ -12,20 +12,41 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .metrics import bootstrap_ci
 from .runstore import RunStore
+from .schema import (
+    SCHEMA_VERSION,
+    Manifest,
+    OutcomeCounts,
+    PairedDelta,
+    ResultEntry,
+    RunResults,
+    RunSummary,
+    ScoredRecord,
+    ScoringRule,
+    Status,
+    UsageSummary,
+)
 from .types import record_key
 
-SCHEMA_VERSION = 1
-SCORING_RULE = {"unparseable": "counted as incorrect (score 0)",
-                "error": "excluded from metrics, counted in n_errors; rerun the same command to retry them"}
+if TYPE_CHECKING:
+    from .client import ModelClient
+    from .manifest import PreparedTask, RunConfig
+    from .variants import Variant
+
+__all__ = ["SCHEMA_VERSION", "SCORING_RULE", "build_results", "compact_record", "paired_delta", "run_status"]
+
+SCORING_RULE: ScoringRule = {
+    "unparseable": "counted as incorrect (score 0)",
+    "error": "excluded from metrics, counted in n_errors; rerun the same command to retry them"}
 
 
-def paired_delta(base: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
+def paired_delta(base: dict[str, float], other: dict[str, float]) -> PairedDelta:
     """Mean of (other - base) over sample ids present in both, with a paired bootstrap 95% CI."""
     ids = sorted(set(base) & set(other))
     if not ids:
@@ -35,16 +56,17 @@ def paired_delta(base: dict[str, float], other: dict[str, float]) -> dict[str, A
     return {"delta": float(diffs.mean()), "ci_low": lo, "ci_high": hi, "n": len(ids)}
 
 
-def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mhash: str, client,
-                  started: float, config) -> dict[str, Any]:
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+def build_results(store: RunStore, tasks: Sequence[PreparedTask], variants: Sequence[Variant],
+                  manifest: Manifest, mhash: str, client: ModelClient, started: float,
+                  config: RunConfig) -> RunResults:
+    grouped: dict[tuple[str, str], list[ScoredRecord]] = defaultdict(list)
     recorded: set[str] = set()
     for rec in store.iter_records():
         grouped[(rec["task"], rec["variant"])].append(compact_record(rec))
         recorded.add(rec["key"])
     expected = [record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples]
     n_missing = sum(key not in recorded for key in expected)
-    entries = []
+    entries: list[ResultEntry] = []
     for prepared in tasks:
         task = prepared.task
         per_variant_scores: dict[str, dict[str, float]] = {}
@@ -57,7 +79,7 @@ def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mh
             n_errors = sum(r["outcome"] == "error" for r in recs)
             fallback = sum(1 for r in recs if r["mode"] == "generate_fallback")
             usage = _usage(recs)
-            entry = {
+            entry: ResultEntry = {
                 "task": task.name, "variant": variant.name, "family": task.family,
                 "primary_metric": task.primary_metric,
                 "metrics": {k: m.as_dict() for k, m in metrics.items()},
@@ -65,8 +87,7 @@ def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mh
                 "n_errors": n_errors,
                 "parse_failure_rate": n_unparseable / len(scored) if scored else None,
                 "error_rate": n_errors / len(recs) if recs else None,
-                "outcomes": {o: sum(r["outcome"] == o for r in recs) for o in
-                             ("correct", "incorrect", "unparseable", "error")},
+                "outcomes": _outcome_counts(recs),
                 "usage": usage, "details": details,
             }
             if fallback:
@@ -80,8 +101,9 @@ def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mh
                 if entry["task"] == task.name and entry["variant"] != "direct":
                     delta = paired_delta(per_variant_scores["direct"], per_variant_scores[entry["variant"]])
                     base_calls = per_variant_calls["direct"] or None
-                    delta["cost_multiple"] = (per_variant_calls[entry["variant"]] / base_calls) if base_calls else None
-                    entry["vs_direct"] = delta
+                    entry["vs_direct"] = {
+                        **delta,
+                        "cost_multiple": (per_variant_calls[entry["variant"]] / base_calls) if base_calls else None}
     stats = client.stats
     return {
         "schema_version": SCHEMA_VERSION,
@@ -97,14 +119,14 @@ def build_results(store: RunStore, tasks, variants, manifest: dict[str, Any], mh
     }
 
 
-def run_status(run: dict[str, Any]) -> str:
+def run_status(run: RunSummary) -> Status:
     """manifest.json's status once a run has ended: anything but `complete` is resumed by the same command."""
     if run["n_missing"]:
         return "incomplete"
     return "errors" if run["n_errors"] else "complete"
 
 
-def compact_record(rec: dict[str, Any]) -> dict[str, Any]:
+def compact_record(rec: dict[str, Any]) -> ScoredRecord:
     """Only what aggregation needs, so that a 50k-sample run does not hold every prompt in memory."""
     meta = rec.get("metadata") or {}
     trace = meta.get("trace") or {}
@@ -116,7 +138,15 @@ def compact_record(rec: dict[str, Any]) -> dict[str, Any]:
             "latency_s": rec.get("latency_s", 0.0), "cost_usd": rec.get("cost_usd")}
 
 
-def _usage(recs: list[dict[str, Any]]) -> dict[str, Any]:
+def _outcome_counts(recs: list[ScoredRecord]) -> OutcomeCounts:
+    def count(outcome: str) -> int:
+        return sum(r["outcome"] == outcome for r in recs)
+
+    return {"correct": count("correct"), "incorrect": count("incorrect"), "unparseable": count("unparseable"),
+            "error": count("error")}
+
+
+def _usage(recs: list[ScoredRecord]) -> UsageSummary:
     n = len(recs) or 1
     costs = [r["cost_usd"] for r in recs if r["cost_usd"] is not None]
     calls = sum(r["calls"] + r["cached_calls"] for r in recs)

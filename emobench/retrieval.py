@@ -19,11 +19,15 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .errors import ConfigError
+from .types import Sample
+
+if TYPE_CHECKING:
+    from .task import Task
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -324,3 +328,48 @@ def embed(texts: list[str]) -> np.ndarray:
     vectors = np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False),
                          dtype=float)
     return vectors.reshape(len(texts), -1)
+
+
+# ---- what a task retrieves (rag and coem) ---------------------------------------------------------
+def retrieval_query(task: Task, sample: Sample) -> str:
+    """The task's `retrieval_query(sample)` when it gives one, else the subject (emotion
+    classification, LongEmotion EC), else the question text."""
+    value = task.retrieval_query(sample)
+    if value:
+        return str(value)
+    subject = sample.metadata.get("subject") or sample.metadata.get("Subject")
+    if subject:
+        return str(subject)
+    if isinstance(sample.input, str):
+        return sample.input
+    users = [m["content"] for m in sample.input if m.get("role") == "user"]
+    return users[-1] if users else ""
+
+
+def retrieval_units(task: Task, sample: Sample) -> list[str] | None:
+    """The segments of a pre-segmented item (LongEmotion ED, `task.retrieval_units`), when they are a
+    non-empty list of texts."""
+    units = task.retrieval_units(sample)
+    if isinstance(units, list) and units and all(isinstance(u, str) for u in units):
+        return units
+    return None
+
+
+def chunk_params(task: Task, sample: Sample, args: dict[str, Any]) -> tuple[int, int]:
+    """(chunk size, k): the variant args, else the task's `rag_chunk_size`/`rag_k`, else LongEmotion's
+    choices (QA: 512 and 16; a subject query: 128 and 1; otherwise 128 and 4)."""
+    qa = task.family == "long_context_qa"
+    size = args.get("chunk_size") or task.rag_chunk_size or (512 if qa else 128)
+    subject = bool(sample.metadata.get("subject") or sample.metadata.get("Subject"))
+    k = args.get("k") or task.rag_k or (16 if qa else 1 if subject else 4)
+    return int(size), int(k)
+
+
+def gold_texts(task: Task, sample: Sample) -> list[str]:
+    """The task's `leak_texts(sample)`, as texts: what `leaking_chunks` looks for."""
+    return [str(t) for t in task.leak_texts(sample) or []]
+
+
+def retrieved_log(chunks: list[Chunk], hits: list[Hit]) -> list[dict[str, Any]]:
+    """The trace entry of each hit: its chunk's id, offsets and size, its score and rank."""
+    return [{**chunks[h.index].span(), "score": round(h.score, 4), "rank": h.rank} for h in hits]

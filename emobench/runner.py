@@ -25,6 +25,7 @@ from .errors import ConfigError, EmobenchError, ModelCallError
 from .manifest import PreparedTask, RunConfig, build_manifest, manifest_hash, prepare_tasks
 from .models import make_backend, split_spec
 from .models.base import Backend, redact
+from .models.baselines import Baseline
 from .paths import cache_dir
 from .results import build_results, run_status
 from .runstore import RunStore
@@ -32,6 +33,7 @@ from .scoring import sample_record
 from .task import Task
 from .types import Sample, SampleRecord, Usage, record_key
 from .variants import Variant, VariantOutput, make_variant
+from .variants.baseline import BaselineAnswers
 
 
 def _slug(text: str) -> str:
@@ -60,16 +62,11 @@ async def answer_sample(task: Task, variant: Variant, sample: Sample, client: Mo
     """Ask one sample, then score its replies on the shared path (`emobench.scoring`). Never raises:
     failures become `error` or `unparseable`."""
     usage = Usage()
-    backend = client.backend
     start = time.perf_counter()
     out: VariantOutput | None = None
     error: str | None = None
     try:
-        if backend.is_baseline:
-            answer = backend.predict(task, sample)
-            out = VariantOutput([task.format_answer(answer, sample)], task.render(sample), {"baseline": backend.kind})
-        else:
-            out = await variant.answer(task, sample, client, usage)
+        out = await variant.answer(task, sample, client, usage)
     except ModelCallError as exc:
         error = str(exc)
     except EmobenchError:  # a bad template or task configuration: stop the run with one clear line
@@ -89,7 +86,7 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
                            concurrency=config.concurrency)
     try:
         tasks = prepare_tasks(config)
-        variants = [make_variant(v, config.variant_args) for v in config.variants]
+        variants = answerers(backend, tasks, [make_variant(v, config.variant_args) for v in config.variants])
         manifest = build_manifest(config, backend, tasks, variants)
         mhash = manifest_hash(manifest)
         store = RunStore(choose_run_dir(config, mhash))
@@ -122,6 +119,15 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
         await backend.close()
 
 
+def answerers(backend: Backend, tasks: list[PreparedTask], variants: list[Variant]) -> list[Variant]:
+    """The run's variants; for a reference baseline, their stand-ins that answer by the baseline under
+    the same names (emobench/variants/baseline.py)."""
+    if not isinstance(backend, Baseline):
+        return variants
+    samples = {p.task.name: p.samples for p in tasks}
+    return [BaselineAnswers(v, backend, samples) for v in variants]
+
+
 def _client(config: RunConfig, backend: Backend) -> ModelClient:
     cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "responses.sqlite") \
         if config.use_cache else None
@@ -132,15 +138,13 @@ def _client(config: RunConfig, backend: Backend) -> ModelClient:
 
 async def _prepare_variants(tasks: list[PreparedTask], variants: list[Variant], client: ModelClient,
                             todo: list[tuple[PreparedTask, Variant, Sample]]) -> None:
-    """A baseline sees each task's samples; a variant prepares (retrieval index, few-shot pool, refined
-    instruction) only for a task with samples left to answer, so a finished task costs nothing on resume.
-    The dev split is loaded only when a variant reads it: a small dataset whose dev split is empty must
-    not stop a `direct` run."""
+    """A variant prepares (retrieval index, few-shot pool, refined instruction, a baseline's answer)
+    only for a task with samples left to answer, so a finished task costs nothing on resume. The dev
+    split is loaded only when a variant reads it: a small dataset whose dev split is empty must not
+    stop a `direct` run."""
     pending = {p.task.name for p, _, _ in todo}
     for p in tasks:
-        if client.backend.is_baseline:
-            client.backend.prepare(p.task, p.samples)
-        elif p.task.name in pending:
+        if p.task.name in pending:
             wanted = any(v.uses_dev for v in variants) and p.task.has_split("dev")
             dev = list(p.task.split_samples("dev")) if wanted else []
             for v in variants:

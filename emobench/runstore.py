@@ -23,21 +23,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, get_args
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; run directories are not locked there
     fcntl = None  # type: ignore[assignment]
 
-from .errors import EmobenchError
+from . import __version__
+from .errors import ConfigError, EmobenchError
+from .schema import SCHEMA_VERSION, Manifest, RunResults, RunState, Status
 from .types import SampleRecord
 
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
 MANIFEST = "manifest.json"
 LOCK = "run.lock"
-STATUSES = ("running", "complete", "errors", "incomplete")  # all but `complete` are resumed
+STATUSES: tuple[Status, ...] = get_args(Status)  # all but `complete` are resumed
 
 
 class RunDirError(EmobenchError):
@@ -61,7 +63,7 @@ class RunStore:
         self.samples_path = self.dir / SAMPLES
         self.results_path = self.dir / RESULTS
         self.manifest_path = self.dir / MANIFEST
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def _mkdir(self) -> None:
         try:
@@ -106,7 +108,7 @@ class RunStore:
             raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     # ---- manifest ---------------------------------------------------------------------------
-    def read_state(self) -> dict[str, Any] | None:
+    def read_state(self) -> RunState | None:
         if not self.manifest_path.exists():
             return None
         try:
@@ -114,11 +116,11 @@ class RunStore:
         except (OSError, ValueError):
             return None
 
-    def write_state(self, manifest: dict[str, Any], manifest_hash: str, status: str) -> None:
+    def write_state(self, manifest: Manifest, manifest_hash: str, status: Status) -> None:
         assert status in STATUSES, status
         self._mkdir()
-        atomic_write(self.manifest_path, json.dumps({"manifest_hash": manifest_hash, "status": status,
-                                                     "manifest": manifest}, indent=2, default=str))
+        state: RunState = {"manifest_hash": manifest_hash, "status": status, "manifest": manifest}
+        atomic_write(self.manifest_path, json.dumps(state, indent=2, default=str))
 
     # ---- samples ----------------------------------------------------------------------------
     def iter_records(self) -> Iterator[dict[str, Any]]:
@@ -194,17 +196,38 @@ class RunStore:
         except OSError as exc:
             raise RunDirError(f"cannot rewrite {self.samples_path}: {exc.strerror or exc}") from None
 
-    def write_results(self, results: dict[str, Any]) -> None:
+    def write_results(self, results: RunResults) -> None:
         atomic_write(self.results_path, json.dumps(results, indent=2, default=str, allow_nan=True))
 
 
-def load_run(path: str | Path) -> dict[str, Any]:
-    """results.json of a run directory (or a results file given directly)."""
+def load_run(path: str | Path) -> RunResults:
+    """results.json of a run directory (or a results file given directly), of the schema version this
+    emobench reads (`check_schema_version`)."""
     p = Path(path)
     p = p / RESULTS if p.is_dir() else p
     if not p.exists():
         raise RunDirError(f"{p}: no results file (did the run finish?)")
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        data = json.loads(p.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise RunDirError(f"{p}: not valid JSON ({exc})") from None
+    check_schema_version(p, data)
+    return data
+
+
+def check_schema_version(path: Path, data: Any) -> None:
+    """Refuse, in one line, a results file whose `schema_version` is missing or is not the one this
+    emobench reads: its fields may not mean what the readers take them to mean."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not an emobench results file (a JSON object expected, found "
+                          f"{type(data).__name__})")
+    version = data.get("schema_version")
+    if version == SCHEMA_VERSION and type(version) is int:
+        return
+    reads = f"emobench {__version__} reads schema_version {SCHEMA_VERSION}"
+    if "schema_version" not in data:
+        raise ConfigError(f"{path}: no schema_version, so not a results file written by emobench ({reads})")
+    if type(version) is int and version > SCHEMA_VERSION:
+        raise ConfigError(f"{path}: schema_version {version} is newer than this emobench reads ({reads}); "
+                          "upgrade emobench to read it")
+    raise ConfigError(f"{path}: unsupported schema_version {version!r} ({reads})")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .schema import Outcome
 from .task import STRICT_KEY, Task
 from .types import Message, Sample, SampleRecord, Usage, record_key, stable_hash
 
@@ -29,7 +30,7 @@ class Scored:
 
     parsed: Any
     score: float
-    outcome: str  # correct, incorrect or unparseable
+    outcome: Outcome  # correct, incorrect or unparseable
     error: str | None = None
     strict: bool | None = None
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import metrics as M
 from . import parsing, prompts
 from .errors import ConfigError
 from .types import GenParams, Message, Metric, Sample, stable_hash
 
-FAMILIES = ("classification", "long_context_qa", "strategy", "vignette", "custom")
+if TYPE_CHECKING:
+    from .client import ModelClient
+
 COMMON_ARGS: dict[str, Any] = {"dev_size": 0}  # --task-arg keys every task accepts
 STRICT_KEY = "strict_parse"  # record metadata: was the answer stated (True) or guessed from free text?
 
@@ -41,6 +44,8 @@ class Task:
     draws: int = 1  # replies asked per prompt, combined by `combine` (the EmoBench paper protocol: 5)
     reask_unparseable: int = 0  # re-ask an unparseable reply up to N times (EQ-Bench's `reask=N`)
     reask_temperature_step: float = 0.15  # ...each time this much hotter, as EQ-Bench's own runner does
+    rag_chunk_size: ClassVar[int | None] = None  # word tokens per chunk for `rag`/`coem` (None: by family)
+    rag_k: ClassVar[int | None] = None  # chunks `rag` keeps (None: by family and query)
 
     def __init__(self, data_dir: str | None = None, **args: Any):
         known = {**COMMON_ARGS, **self.arg_defaults}
@@ -96,6 +101,34 @@ class Task:
     def template_hash(self) -> str:
         return prompts.template_hash(self.template, self.system_template, self.instruction)
 
+    def fit_context(self, sample: Sample, messages: list[Message],
+                    client: ModelClient) -> tuple[list[Message], dict[str, Any] | None]:
+        """`messages` fitted to the model's window just before every call (`LongContextTask` in
+        emobench/context.py cuts a long `sample.context`), and what was done, for the trace. This
+        default leaves them as they are and records nothing (None)."""
+        return messages, None
+
+    # ---- retrieval (the rag and coem variants) -------------------------------------------------
+    def retrieval_query(self, sample: Sample) -> str | None:
+        """What `rag`/`coem` rank the context's chunks for; None (this default) or empty: the subject,
+        else the question (see `emobench.retrieval.retrieval_query`)."""
+        return None
+
+    def retrieval_units(self, sample: Sample) -> list[str] | None:
+        """The segments of a pre-segmented item (LongEmotion ED), for query-free outlier selection;
+        by default `metadata["segments"]`. None: the item is chunked and queried."""
+        return sample.metadata.get("segments")
+
+    def leak_texts(self, sample: Sample) -> list[str]:
+        """Texts whose presence in a retrieved chunk would let the answer be copied (flagged in the
+        `rag` trace): the gold option's text. Long-context QA answers are extracted from the article
+        by design, so they are not checked."""
+        if sample.choices and isinstance(sample.target, int) and 0 <= sample.target < len(sample.choices):
+            return [sample.choices[sample.target]]
+        if isinstance(sample.target, str) and self.family != "long_context_qa":
+            return [sample.target]
+        return []
+
     # ---- answers ----------------------------------------------------------------------------
     def parse(self, text: str, sample: Sample) -> Any:
         """The answer in `text`, or None when it cannot be read (scored as unparseable)."""
@@ -135,15 +168,16 @@ class Task:
         """The text whose log-likelihood ranks `answer` in multiple_choice mode."""
         return " " + self.format_answer(answer, sample)
 
+    def read_reference_outputs(self, paths: Sequence[str | Path]) -> list[tuple[Sample, list[str]]]:
+        """Samples and replies from the task's own native result files (`emobench import`). Optional:
+        a task that does not define it (this default) reads only the generic prediction files."""
+        raise NotImplementedError
+
     # ---- metrics ----------------------------------------------------------------------------
     def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
         """Corpus metrics from the non-error records (unparseable ones score 0 unless overridden)."""
         scores = [float(r["score"] or 0.0) for r in records]
         return {"accuracy": M.proportion(scores)}, {}
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "n": self.size, "metric": self.primary_metric,
-                "description": self.description, "source": self.source, "license": self.license}
 
 
 class ChoiceTask(Task):

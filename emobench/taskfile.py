@@ -8,6 +8,18 @@
     system: "You are a careful annotator."
     output_mode: generate          # or multiple_choice
     metrics: [accuracy, macro_f1]
+    parser: helpers.py:parse_feeling   # optional: a Python function instead of the default parser
+    scorer: helpers.py:score_feeling   # optional: a Python function instead of exact match
+
+`parser` and `scorer` name a function as `FILE.py:function` (a path relative to the YAML file) or
+`package.module:function` (an importable module):
+- `parser(text: str, sample: Sample) -> answer | None`: the answer in the model's reply, or None when
+  it cannot be read (scored as unparseable). An answer that is one of `sample.choices` (its text, any
+  case) is turned into that option's index, the form `sample.target` has; anything else is kept as is.
+- `scorer(parsed, sample: Sample) -> float`: the sample's score in [0, 1] (accuracy is its mean; 1
+  and 0 by default: `parsed == sample.target`). It is not called for an unparseable reply.
+The source of the file or module that holds them is part of the task's template hash, so editing the
+function makes a new run identity (no resume into, or comparison with, runs scored the old way).
 
 Rows are validated as they are read: a missing field, an unknown label or a duplicate id is a
 DataError naming the file and line.
@@ -15,7 +27,11 @@ DataError naming the file and line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,11 +39,67 @@ from . import metrics as M
 from .data import DataError, read_csv, read_jsonl, read_yaml_mapping
 from .errors import ConfigError
 from .task import ChoiceTask
-from .types import GenParams, Metric, Sample
+from .types import GenParams, Metric, Sample, stable_hash
 
 KNOWN_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 _KEYS = {"name", "description", "data", "fields", "labels", "template", "system", "output_mode", "metrics",
-         "family", "generation", "instruction", "source", "license", "choices_separator"}
+         "family", "generation", "instruction", "source", "license", "choices_separator", "parser", "scorer"}
+
+
+def load_python_file(path: Path):
+    """A Python file imported by path, once per process and content, under a module name unique to its
+    path and text (two `helpers.py` of two task files do not collide; an edited file is imported anew)."""
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    name = f"emobench_task_file_{path.stem}_{stable_hash([str(path), text])[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"{path}: cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def code_reference(path: Path, key: str, ref: Any) -> tuple[Callable[..., Any], str]:
+    """The function named by `key: FILE.py:function` or `key: package.module:function` in the task
+    file `path`, and the source it comes from (the whole file or module, for the task's identity)."""
+    where = f"{path}: {key}: {ref!r}"
+    target, _, func_name = str(ref).rpartition(":")
+    if not isinstance(ref, str) or not target or not func_name:
+        raise ConfigError(f"{where}: expected FILE.py:function or package.module:function")
+    try:
+        if target.endswith(".py"):
+            file = path.parent / target
+            if not file.is_file():
+                raise ConfigError(f"{where}: no file {file}")
+            module = load_python_file(file)
+            source = file.read_text(encoding="utf-8")
+        else:
+            module = importlib.import_module(target)
+            try:
+                source = inspect.getsource(module)
+            except (OSError, TypeError):  # no source (a compiled module): its name stands for it
+                source = target
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{where}: cannot import {target} ({type(exc).__name__}: {exc})") from None
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise ConfigError(f"{where}: {target} has no function {func_name!r}")
+    if not callable(func):
+        raise ConfigError(f"{where}: {target}.{func_name} is not callable")
+    return func, source
 
 
 def task_class_from_file(path: Path) -> type[ChoiceTask]:
@@ -52,6 +124,12 @@ def task_class_from_file(path: Path) -> type[ChoiceTask]:
     if "\n" not in template and (path.parent / template).is_file():
         template = (path.parent / template).read_text(encoding="utf-8")
     data_path = (path.parent / spec["data"]).resolve()
+    code: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in ("parser", "scorer"):
+        if spec.get(key) is not None:
+            func, sources[key] = code_reference(path, key, spec[key])
+            code[key] = staticmethod(func)
 
     attrs = {
         "name": str(spec["name"]),
@@ -70,7 +148,12 @@ def task_class_from_file(path: Path) -> type[ChoiceTask]:
         "labels": list(spec.get("labels") or []),
         "metric_names": metric_names,
         "choices_separator": spec.get("choices_separator", "|"),
+        "code_hash": stable_hash(sources)[:16] if sources else None,
     }
+    if "parser" in code:  # only then: the default parser keeps its strict reading (strict_accuracy)
+        attrs.update(parser_fn=code["parser"], parse=FileTask.parse_with_function)
+    if "scorer" in code:
+        attrs.update(scorer_fn=code["scorer"], score=FileTask.score_with_function)
     return type(f"FileTask_{attrs['name']}", (FileTask,), attrs)
 
 
@@ -80,6 +163,28 @@ class FileTask(ChoiceTask):
     labels: ClassVar[list[str]]
     metric_names: ClassVar[list[str]]
     choices_separator: ClassVar[str]
+    code_hash: ClassVar[str | None] = None  # of the `parser`/`scorer` sources, when the file names any
+    parser_fn: ClassVar[Callable[[str, Sample], Any]]
+    scorer_fn: ClassVar[Callable[[Any, Sample], float]]
+
+    def template_hash(self) -> str:
+        """The prompt's hash, and with a `parser`/`scorer` reference also the code's: a changed
+        function gives a new run identity."""
+        base = super().template_hash()
+        return base if self.code_hash is None else stable_hash([base, self.code_hash])[:16]
+
+    def parse_with_function(self, text: str, sample: Sample) -> Any:
+        """`parse` when the task file names a `parser`: its answer, an option's text read as its index."""
+        answer = self.parser_fn(text, sample)
+        if isinstance(answer, str) and sample.choices:
+            lowered = [c.lower() for c in sample.choices]
+            if answer.strip().lower() in lowered:
+                return lowered.index(answer.strip().lower())
+        return answer
+
+    def score_with_function(self, parsed: Any, sample: Sample) -> float:
+        """`score` when the task file names a `scorer`."""
+        return float(self.scorer_fn(parsed, sample))
 
     def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if self.data_path.suffix == ".jsonl":

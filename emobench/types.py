@@ -13,9 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+from .schema import MetricDict, Outcome
 
-OUTCOMES = ("correct", "incorrect", "unparseable", "error")
+Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,8 @@ class Usage:
 
 @dataclass
 class SampleRecord:
-    """One line of samples.jsonl: everything needed to rescore, resume, compare and browse."""
+    """One line of samples.jsonl: everything needed to rescore, resume, compare and browse. The other
+    files of a run directory are typed in emobench/schema.py."""
 
     key: str
     sample_id: str
@@ -113,7 +114,7 @@ class SampleRecord:
     parsed: Any
     target: Any
     score: float | None
-    outcome: str
+    outcome: Outcome
     error: str | None = None
     latency_s: float = 0.0
     prompt_tokens: int = 0
@@ -136,7 +137,7 @@ class Metric:
     ci_high: float
     n: int
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> MetricDict:
         return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high, "n": self.n}
 
 

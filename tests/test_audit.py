@@ -13,7 +13,7 @@ from emobench.cli import main
 from emobench.errors import DataError
 from emobench.paths import tasks_dir
 
-BATTERY = tasks_dir() / "data" / "vignettes.jsonl"
+BATTERY = tasks_dir() / "vignettes" / "vignettes.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from emobench.cli import main
 from emobench.compare import compare
 from emobench.errors import ConfigError
 from emobench.paired import binomial_two_sided, holm
+from emobench.schema import SCHEMA_VERSION
 
 N = 200
 PRIMARY = {"longemotion_qa": "f1", "eqbench": "eqbench_score", "vignettes_affect": "auroc"}
@@ -46,7 +47,7 @@ def write_run(path: Path, scores: dict[str, dict[str, Any]], model: str = "m", f
                 "tasks": manifest_tasks, "variants": {"direct": {"name": "direct"}}}
     if environment is not None:
         manifest["environment"] = environment
-    results = {"manifest": manifest, "manifest_hash": "h", "run": {"started": "2025-01-01T00:00:00Z"},
+    results = {"schema_version": SCHEMA_VERSION, "manifest": manifest, "manifest_hash": "h", "run": {"started": "2025-01-01T00:00:00Z"},
                "results": [{"task": t, "variant": "direct", "primary_metric": PRIMARY.get(t, "accuracy"),
                             "metrics": {}} for t in scores]}
     (path / "results.json").write_text(json.dumps(results))

@@ -33,7 +33,7 @@ def _module():
     import sys
 
     _task()
-    return sys.modules["emobench_tasks.eqbench"]
+    return sys.modules["emobench_tasks.eqbench.task"]
 
 
 @pytest.mark.parametrize("d, expected", [

@@ -177,12 +177,12 @@ def embedded():
 @needs_embedded
 def test_llamacpp_shared_prefix_loglikelihood_equals_scoring_each_option_from_scratch(embedded):
     import numpy as np
-    from llama_cpp import Llama
+    from emobench.models.llamacpp import load_llama
 
     conts = [" A", " B", " joy and relief"]
     fast = asyncio.run(embedded.loglikelihood(MSGS, conts))
     # reference: a second context that keeps every position's logits, one full pass per option
-    ref = Llama(model_path=str(embedded.path), n_ctx=1024, logits_all=True, verbose=False)
+    ref = load_llama(embedded.path, n_ctx=1024, logits_all=True)
     prefix = ref.tokenize(embedded.format_prompt(MSGS).encode(), add_bos=False, special=True)
     reference = []
     for cont in conts:
@@ -243,6 +243,9 @@ def test_llamacpp_environment_records_the_build_and_cpu_features_outside_the_ide
     assert "CPU" in env["system_info"]  # llama.cpp's own "CPU : SSE3 = 1 | ... | AVX2 = 1 | ..." line
     single = make_backend(None, {"n_threads": 1})
     assert single.environment()["n_threads"] == 1 and single.identity() == embedded.identity()
+    # AMX's extra weight buffer segfaults in decode (llama.cpp #20824): off wherever the CPU has AMX
+    assert env["extra_buffers"] is ("AMX_INT8 = 1" not in env["system_info"])
+    assert make_backend(None, {"extra_buffers": "0"}).environment()["extra_buffers"] is False
 
 
 @needs_embedded

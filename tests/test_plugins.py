@@ -1,15 +1,19 @@
-"""Tasks are plugins: found in tasks/, from an installed package's entry point, or a --task-file,
-without touching the core; `emobench list` shows them."""
+"""Tasks are plugins: found in tasks/ (a folder per benchmark, single .py files, .yaml files), from an
+installed package's entry point, or a --task-file (.yaml or .py), without touching the core;
+`emobench list` shows them."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
 from emobench import registry
 from emobench.cli import main
 from emobench.errors import ConfigError
+
+FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "custom"
 
 PLUGIN_TASK = '''
 from emobench.task import ChoiceTask
@@ -165,3 +169,101 @@ def test_an_unscoped_task_arg_goes_to_every_selected_task_that_takes_it():
     assert [t.args["lang"] for t in scoped] == ["en", "zh"]
     with pytest.raises(ConfigError, match="task emobench_ea: unknown --task-arg colour"):
         registry.make_tasks(["emobench_ea"], {"emobench_ea.colour": "red"})
+
+
+# ---- tasks/ layout: a folder per benchmark, single files, YAML ------------------------------------
+def test_each_builtin_benchmark_is_a_folder_package_with_stable_module_names():
+    tasks = registry.builtin_tasks()
+    modules = {name: cls.__module__ for name, cls in tasks.items()}
+    assert modules["vignettes"] == modules["vignettes_affect"] == "emobench_tasks.vignettes.task"
+    assert modules["aipsy_affect"] == modules["aipsy_affect_detect"] == "emobench_tasks.aipsy_affect.task"
+    assert {m.split(".")[1] for m in modules.values()} == {"aipsy_affect", "emobench", "eqbench", "esconv",
+                                                           "longemotion", "vignettes"}
+    # AIPsy-Affect reuses the vignette classes instead of copying them
+    assert issubclass(tasks["aipsy_affect"], tasks["vignettes"])
+    assert issubclass(tasks["aipsy_affect_detect"], tasks["vignettes_affect"])
+    root = registry.tasks_dir()
+    for bench in ("aipsy_affect", "emobench", "eqbench", "esconv", "longemotion", "vignettes"):
+        assert (root / bench / "README.md").is_file() and (root / bench / "task.py").is_file()
+    assert (root / "vignettes" / "vignettes.jsonl").is_file()
+
+
+FOLDER_TASK = '''
+from emobench.task import ChoiceTask
+from emobench.types import Sample
+
+from .items import ROWS
+
+
+class FolderTask(ChoiceTask):
+    name = "folder_demo"
+    template = "{{ input }}"
+
+    def load_samples(self, split="test"):
+        return [Sample(id=i, input=t, choices=["x", "y"], target=0) for i, t in ROWS]
+'''
+SINGLE_FILE = '''
+from emobench.task import Task
+
+
+class Single(Task):
+    name = "single_file_demo"
+'''
+
+
+@pytest.fixture
+def tasks_folder(tmp_path, monkeypatch):
+    """A `tasks/` folder of the user's: a benchmark folder (modules importing each other relatively, no
+    `__init__.py`), a single-file plugin and a YAML task file; the registry pointed at it."""
+    root = tmp_path / "tasks"
+    (root / "mybench").mkdir(parents=True)
+    (root / "mybench" / "task.py").write_text(FOLDER_TASK)
+    (root / "mybench" / "items.py").write_text("ROWS = [('a', 'one'), ('b', 'two')]\n")
+    (root / "solo.py").write_text(SINGLE_FILE)
+    (root / "_private.py").write_text("raise RuntimeError('never imported')\n")
+    (root / "notes").mkdir()  # a folder without task.py or __init__.py: not a task
+    (root / "feelings.yaml").write_text((FIXTURE_DIR / "feelings.yaml").read_text().replace(
+        "data: feelings.jsonl", f"data: {FIXTURE_DIR / 'feelings.jsonl'}"))
+    (root / "suites.yaml").write_text("mine: {tasks: [folder_demo]}\n")
+    monkeypatch.setattr(registry, "tasks_dir", lambda: root)
+    registry.builtin_tasks.cache_clear()
+    registry.suites.cache_clear()
+    package = registry._tasks_package(root)
+    yield root
+    registry.builtin_tasks.cache_clear()
+    registry.suites.cache_clear()
+    package.__path__.remove(str(root))
+    for name in [n for n in sys.modules if n.split(".")[:2] in (["emobench_tasks", "mybench"],
+                                                                ["emobench_tasks", "solo"])]:
+        del sys.modules[name]
+
+
+def test_folders_single_files_and_yaml_in_tasks_are_all_discovered(tasks_folder):
+    found = registry.builtin_tasks()
+    assert sorted(found) == ["feelings_demo", "folder_demo", "single_file_demo"]
+    assert found["folder_demo"].__module__ == "emobench_tasks.mybench.task"
+    assert found["single_file_demo"].__module__ == "emobench_tasks.solo"
+    assert [s.id for s in found["folder_demo"]().load_samples()] == ["a", "b"]
+    assert registry.resolve_task_names("mine") == ["folder_demo"]
+
+
+def test_a_python_task_file_runs_and_names_its_tasks(tmp_path, capsys):
+    path = tmp_path / "my_tasks.py"
+    path.write_text(FOLDER_TASK.replace("from .items import ROWS", "ROWS = [('a', 'one')]"))
+    assert registry.resolve_task_names(None, [str(path)]) == ["folder_demo"]
+    assert main(["run", "--model", "random", "--task-file", str(path), "-q", "--no-cache",
+                 "--output", str(tmp_path / "r")]) == 0
+    assert main(["list", "tasks", "--task-file", str(path)]) == 0
+    assert "folder_demo" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "no such file"),
+    ("X = 1\n", "defines no Task subclass"),
+], ids=["missing", "no-task"])
+def test_a_bad_python_task_file_is_a_config_error(tmp_path, content, words):
+    path = tmp_path / "t.py"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=words):
+        registry.task_classes_from_file(path)

@@ -120,3 +120,102 @@ def test_macro_f1_averages_over_every_declared_label(tmp_path):
     assert metrics["weighted_f1"].value == pytest.approx((2 * 1.0 + 2 * sadness) / 4)
     perfect, _ = task.aggregate(_records([0, 0, 1, 1], [0, 0, 1, 1]))
     assert perfect["macro_f1"].value == pytest.approx(0.5)  # anger and fear: never present, F1 0
+
+
+# ---- parser / scorer references ---------------------------------------------------------------------
+HELPERS = '''
+def parse_feeling(text, sample):
+    """'feeling: <label>' anywhere in the reply, else None."""
+    head, _, tail = text.lower().partition("feeling:")
+    return tail.strip().split()[0] if tail.strip() else None
+
+
+def half_credit(parsed, sample):
+    return 1.0 if parsed == sample.target else 0.5
+
+
+NOT_A_FUNCTION = 3
+'''
+
+
+def _task_with_code(tmp_path: Path, **refs: str) -> Path:
+    """The fixture task beside a helpers.py, with `parser:`/`scorer:` lines added."""
+    path = tmp_path / "task.yaml"
+    text = FIXTURE.read_text().replace("data: feelings.jsonl", f"data: {FIXTURE.parent / 'feelings.jsonl'}")
+    path.write_text(text + "".join(f"{key}: {value!r}\n" for key, value in refs.items()))
+    (tmp_path / "helpers.py").write_text(HELPERS)
+    return path
+
+
+def test_a_parser_and_scorer_in_a_file_beside_the_task_file_are_used(tmp_path):
+    task = task_class_from_file(_task_with_code(tmp_path, parser="helpers.py:parse_feeling",
+                                                scorer="helpers.py:half_credit"))()
+    sample = list(task.load_samples())[1]  # gold: sadness (index 1)
+    assert task.parse("I think... Feeling: Sadness", sample) == 1  # an option's text -> its index
+    assert task.parse("no idea", sample) is None
+    assert task.score(1, sample) == 1.0 and task.score(0, sample) == 0.5
+    with pytest.raises(NotImplementedError):  # a parser of its own: no strict reading claimed
+        task.parse_strict("Feeling: sadness", sample)
+
+
+def test_a_task_file_with_parser_and_scorer_runs_end_to_end(tmp_path, server):
+    server.config.answers = {"": "My answer. Feeling: joy"}
+    path = _task_with_code(tmp_path, parser="helpers.py:parse_feeling", scorer="helpers.py:half_credit")
+    out = tmp_path / "run"
+    assert main(["run", "--model", "openai/m", "--base-url", server.base_url, "--task-file", str(path), "-q",
+                 "--no-cache", "--output", str(out)]) == 0
+    entry = json.loads((out / "results.json").read_text())["results"][0]
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    gold_joy = sum(r["target"] == 0 for r in records)
+    assert entry["n_unparseable"] == 0 and all(r["parsed"] == 0 for r in records)
+    assert entry["metrics"]["accuracy"]["value"] == pytest.approx((gold_joy + 0.5 * (6 - gold_joy)) / 6)
+    assert "strict_accuracy" not in entry["metrics"]
+
+
+def test_a_parser_in_an_importable_module(tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "my_emo_scorers"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "rules.py").write_text(HELPERS)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    task = task_class_from_file(_task_with_code(tmp_path, parser="my_emo_scorers.rules:parse_feeling"))()
+    assert task.parse("feeling: anger", list(task.load_samples())[0]) == 2
+
+
+def test_the_code_of_a_parser_is_part_of_the_template_hash(tmp_path):
+    plain = task_class_from_file(_task_with_code(tmp_path))()
+    from emobench import prompts
+
+    assert plain.template_hash() == prompts.template_hash(plain.template, plain.system_template,
+                                                          plain.instruction)  # no reference: as before
+    with_parser = task_class_from_file(_task_with_code(tmp_path, parser="helpers.py:parse_feeling"))()
+    assert with_parser.template_hash() != plain.template_hash()
+    (tmp_path / "helpers.py").write_text(HELPERS + "\n# a changed helper file\n")
+    edited = task_class_from_file(tmp_path / "task.yaml")()
+    assert edited.template_hash() not in (with_parser.template_hash(), plain.template_hash())
+    assert edited.parser_fn is not with_parser.parser_fn  # the edited file is imported anew
+
+
+@pytest.mark.parametrize("key, ref, words", [
+    ("parser", "nothere.py:parse_feeling", ["parser", "no file", "nothere.py"]),
+    ("parser", "helpers.py:parse_mood", ["parser", "has no function 'parse_mood'"]),
+    ("scorer", "helpers.py:NOT_A_FUNCTION", ["scorer", "is not callable"]),
+    ("scorer", "no_such_module_xyz:score", ["scorer", "cannot import no_such_module_xyz",
+                                            "ModuleNotFoundError"]),
+    ("parser", "broken.py:parse", ["parser", "cannot import broken.py", "ZeroDivisionError"]),
+    ("parser", "parse_feeling", ["parser", "expected FILE.py:function or package.module:function"]),
+], ids=["missing-file", "missing-function", "not-callable", "missing-module", "raises-on-import", "no-colon"])
+def test_a_bad_code_reference_is_a_config_error_naming_file_and_key(tmp_path, key, ref, words):
+    path = _task_with_code(tmp_path, **{key: ref})
+    (tmp_path / "broken.py").write_text("def parse(text, sample):\n    return None\n\n\n1 / 0\n")
+    with pytest.raises(ConfigError) as err:
+        task_class_from_file(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {key}: ") and all(w in message for w in words), message
+
+
+def test_a_bad_code_reference_stops_the_cli_in_one_line(tmp_path, capsys):
+    path = _task_with_code(tmp_path, parser="helpers.py:parse_mood")
+    assert main(["run", "--model", "random", "--task-file", str(path), "-q", "--output", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "parse_mood" in err and "Traceback" not in err

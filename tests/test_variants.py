@@ -122,7 +122,7 @@ def test_rag_flags_chunks_that_contain_the_gold_label():
         pass
     text = "Anna opened the letter. " * 300 + "Anna felt pure joy at the news. " + "The bus was late. " * 300
     sample = Sample("e1", "What does Anna feel?", 0, ["Joy", "Grief"], context=text, metadata={"subject": "Anna"})
-    from emobench.variants.rag import chunk_params, gold_texts, retrieval_query
+    from emobench.retrieval import chunk_params, gold_texts, retrieval_query
     assert retrieval_query(EC(), sample) == "Anna" and chunk_params(EC(), sample, {}) == (128, 1)
     from emobench.retrieval import leaking_chunks, retrieve_chunks
     chunks, hits = retrieve_chunks(text, "joy news", 1, 128, 50)

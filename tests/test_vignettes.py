@@ -18,7 +18,7 @@ from emobench.errors import ConfigError, DataError
 from emobench.paths import tasks_dir
 from emobench.registry import make_task
 
-BATTERY = tasks_dir() / "data" / "vignettes.jsonl"
+BATTERY = tasks_dir() / "vignettes" / "vignettes.jsonl"
 _STORY = re.compile(r"Story: (.*?)(?:\n|$)", re.DOTALL)
 
 

@@ -12,8 +12,6 @@ import argparse
 import json
 import sys
 
-HELP = "check vignette items for emotion keywords and other leakage"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="items, JSONL or CSV: id, pair_id, kind, emotion, text "

@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "compare two runs per task; exit 1 on a significant regression (CI gate)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("baseline", help="baseline run directory or results.json")

@@ -10,8 +10,6 @@ import time
 
 from .common import add_model_arguments, key_values
 
-HELP = "check a model backend: device, dtype, chat template, three canned prompts"
-
 CANNED = [
     "Reply with exactly one word: the emotion most people feel when they receive a surprise gift.",
     "Lena's best friend forgot her birthday. In one short sentence, how might Lena feel?",
@@ -42,7 +40,7 @@ async def _doctor(args: argparse.Namespace) -> int:
                     "chat_template_hash"):
             if info.get(key) is not None:
                 print(f"{key:<19}{info[key]}")
-        template = info.get("chat_template") or getattr(backend, "chat_template", None)
+        template = info.get("chat_template") or backend.chat_template
         if template:
             first = str(template).strip().splitlines()[0]
             print(f"chat template      {first[:100]}{' ...' if len(str(template)) > len(first) else ''}")

@@ -8,8 +8,6 @@ import argparse
 from ..errors import ConfigError
 from .common import key_values
 
-HELP = "export tasks for other harnesses (lm-eval)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("format", choices=["lm-eval"], help="target harness")

@@ -12,8 +12,6 @@ import argparse
 
 from .common import key_values
 
-HELP = "import predictions made elsewhere into a run directory"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", help="prediction file(s)")
@@ -28,8 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..printing import print_results
     from ..rescore import import_predictions
-    from .run import print_results
 
     results = import_predictions(args.files, args.tasks, args.output, args.model_name,
                                  key_values(args.task_arg, "--task-arg"), args.data_dir, args.split,

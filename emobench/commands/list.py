@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "list tasks, models, variants or suites"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["tasks", "models", "variants", "suites"])

@@ -8,8 +8,6 @@ import sys
 
 from .common import key_values
 
-HELP = "probe a model's hidden states for affect reception and emotion categorization"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=None,

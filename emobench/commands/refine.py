@@ -9,8 +9,6 @@ from pathlib import Path
 
 from .common import add_model_arguments, key_values
 
-HELP = "optimise a task's instruction on its dev split (APOLO-style agents)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)

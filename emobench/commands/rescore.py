@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "score an existing run directory again without calling the model"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory written by `emobench run` or `emobench import`")
@@ -17,8 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..printing import print_results
     from ..rescore import rescore_run
-    from .run import print_results
 
     results = rescore_run(args.run_dir, args.data_dir, args.task_file)
     print_results(results)

@@ -10,11 +10,8 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
 
 from .common import add_model_arguments, add_task_arguments, key_values
-
-HELP = "run tasks against a model and write a run directory"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,6 +82,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import EXIT_OK, EXIT_SAMPLES_FAILED
+    from ..printing import print_results
     from ..runner import run as run_eval
 
     config = config_from_args(args)
@@ -93,37 +91,3 @@ def run(args: argparse.Namespace) -> int:
     print_results(results)
     print(f"\nrun directory: {run_dir}")
     return EXIT_SAMPLES_FAILED if results["run"]["n_errors"] else EXIT_OK
-
-
-def fmt_metric(m: dict[str, Any] | None) -> str:
-    if not m or m.get("value") is None:
-        return "-"
-    return f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
-
-
-def print_results(results: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"emobench results: {results['manifest']['model']['spec']}")
-    for col in ("task", "variant", "metric", "value [95% CI]", "n", "strict", "unparseable", "errors",
-                "calls/sample", "Δ vs direct [95% CI]"):
-        table.add_column(col, overflow="fold")
-    for e in results["results"]:
-        metric = e["primary_metric"]
-        delta = e.get("vs_direct")
-        delta_text = "-"
-        if delta and delta.get("delta") is not None:
-            delta_text = f"{delta['delta']:+.3f} [{delta['ci_low']:+.3f}, {delta['ci_high']:+.3f}]"
-            if delta.get("cost_multiple"):
-                delta_text += f" ×{delta['cost_multiple']:.1f} cost"
-        m = e["metrics"].get(metric)
-        strict = e["metrics"].get("strict_accuracy") if metric == "accuracy" else None  # stated answers only
-        cps = e["usage"]["calls_per_sample"]
-        table.add_row(e["task"], e["variant"], metric, fmt_metric(m), str(m["n"] if m else 0),
-                      f"{strict['value']:.3f}" if strict else "-",
-                      f"{e['n_unparseable']} ({(e['parse_failure_rate'] or 0):.0%})", str(e["n_errors"]),
-                      f"{cps:.2f}" if cps is not None else "-", delta_text)
-    Console(width=160).print(table)
-    if results["run"]["n_errors"]:
-        print(f"{results['run']['n_errors']} samples failed (model call errors); rerun the same command to retry them.")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-HELP = "print the results of a run directory"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run directory or results.json")
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"({len(view)} of {len(df)} samples)")
             return 0
     elif args.format == "table":
-        from .run import print_results
+        from ..printing import print_results
 
         print_results(read_results(path))
         return 0

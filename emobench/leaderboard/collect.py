@@ -27,6 +27,7 @@ from typing import Any
 
 from ..compare import comparability_signature, incomparable_reasons
 from ..frames import model_label, read_results, resolve_paths
+from ..schema import ResultEntry, VsDirect
 from ..types import stable_hash
 from .config import LeaderboardConfig, TaskSpec
 
@@ -56,7 +57,7 @@ class Entry:
     manifest: dict[str, Any] = field(repr=False)
     details: dict[str, Any] = field(default_factory=dict, repr=False)
     metrics: dict[str, Any] = field(default_factory=dict, repr=False)
-    vs_direct: dict[str, Any] | None = None
+    vs_direct: VsDirect | None = None
     signature: str = ""
     comparable: bool = True
     flag: str = ""
@@ -114,7 +115,7 @@ def _ok(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def invalid_reason(res: dict[str, Any], manifest: dict[str, Any], max_error_rate: float) -> str:
+def invalid_reason(res: ResultEntry, manifest: dict[str, Any], max_error_rate: float) -> str:
     """Why a result is not valid on its own terms, in words; empty when it is."""
     n_samples, n_errors = int(res.get("n_samples") or 0), int(res.get("n_errors") or 0)
     expected = manifest.get("tasks", {}).get(res["task"], {}).get("n")
@@ -129,7 +130,7 @@ def invalid_reason(res: dict[str, Any], manifest: dict[str, Any], max_error_rate
     return ""
 
 
-def _entry(results: dict[str, Any], res: dict[str, Any], spec: TaskSpec | None,
+def _entry(results: dict[str, Any], res: ResultEntry, spec: TaskSpec | None,
            max_error_rate: float) -> Entry | None:
     metric = (spec.metric if spec and spec.metric else None) or res.get("primary_metric")
     m = (res.get("metrics") or {}).get(metric)

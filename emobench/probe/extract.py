@@ -202,8 +202,9 @@ def states_for(spec: str | None, model_args: dict[str, Any], texts: Sequence[str
     seen = _remembered(cache_dir).get(request)
     if seen:
         arrays = [_load(cache_dir / f"{item_key(seen['model'], chat_template, t)}.npy") for t in texts]
-        if all(a is not None for a in arrays):
-            return _states(arrays, seen["model"], seen["environment"], 0, len(texts), 0.0)
+        present = [a for a in arrays if a is not None]
+        if len(present) == len(arrays):
+            return _states(present, seen["model"], seen["environment"], 0, len(texts), 0.0)
     backend = load_model(spec, model_args)
     states = extract(backend, texts, cache_dir, chat_template, batch_size, progress)
     remembered = {**_remembered(cache_dir), request: {"model": states.model, "environment": states.environment}}

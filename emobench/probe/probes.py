@@ -64,7 +64,7 @@ class Design:
 
     def stories(self, *kinds: str) -> np.ndarray:
         """[stories, len(kinds)] row indices of the battery stories that have an item of every kind."""
-        slots: dict[str, dict[str, int]] = {}
+        slots: dict[str, dict[str, np.intp]] = {}
         for i in np.flatnonzero(~self.transfer):
             slots.setdefault(self.pair[i], {})[self.kind[i]] = i
         return np.array([[s[k] for k in kinds] for s in slots.values() if all(k in s for k in kinds)],
@@ -144,14 +144,23 @@ def _predicted(result: cv.Result, which: int | None = None) -> np.ndarray:
     return np.where(np.isnan(scores[..., 0]), -1, np.nan_to_num(scores).argmax(axis=-1))
 
 
+def _extra(task: cv.Task) -> np.ndarray:
+    """The extra labellings of a probe that `tasks` always gives some (the control task, then the shuffles).
+    Without them this fails as indexing None would: with a TypeError."""
+    if task.extra is None:
+        raise TypeError("this probe's task has no extra labellings (control task and shuffles)")
+    return task.extra
+
+
 def _reception(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[Any]]:
     rows = d.rows("affect", "neutral")
-    y, control = task.labels[rows], task.extra[0][rows]
+    extra = _extra(task)
+    y, control = task.labels[rows], extra[0][rows]
     logit, control_logit = fit.scores[:, rows, 0], fit.extra_scores[0][:, rows, 0]
     folds = d.fold[rows]
     auroc = S.auroc_curve(logit, y, folds)
     null = np.array([S.auroc_values(fit.extra_scores[j][:, rows, 0], shuffled[rows], folds)
-                     for j, shuffled in enumerate(task.extra[1:], start=1)]).reshape(-1, len(auroc))
+                     for j, shuffled in enumerate(extra[1:], start=1)]).reshape(-1, len(auroc))
     return {"auroc": auroc, "control_auroc": S.auroc_curve(control_logit, control, folds),
             "selectivity": S.auroc_difference_curve(logit, y, control_logit, control, folds),
             "null": S.null_summary(np.array([m.value for m in auroc]), null)}
@@ -159,10 +168,11 @@ def _reception(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[Any]]
 
 def _categorization(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[Any]]:
     rows = d.rows("affect")
+    extra = _extra(task)
     correct = (_predicted(fit)[:, rows] == task.labels[rows]).astype(float)
-    control = (_predicted(fit, 0)[:, rows] == task.extra[0][rows]).astype(float)
+    control = (_predicted(fit, 0)[:, rows] == extra[0][rows]).astype(float)
     null = np.array([(_predicted(fit, j)[:, rows] == shuffled[rows]).mean(axis=1)
-                     for j, shuffled in enumerate(task.extra[1:], start=1)]).reshape(-1, correct.shape[0])
+                     for j, shuffled in enumerate(extra[1:], start=1)]).reshape(-1, correct.shape[0])
     return {"accuracy": S.proportion_curve(correct), "control_accuracy": S.proportion_curve(control),
             "selectivity": S.mean_curve(correct - control), "null": S.null_summary(correct.mean(axis=1), null)}
 

@@ -62,7 +62,7 @@ def _auroc_rounds(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, cou
         return total / pairs[None]
 
 
-def auroc_values(scores: np.ndarray, labels: Sequence[int], folds: Sequence[int]) -> np.ndarray:
+def auroc_values(scores: np.ndarray, labels: Sequence[int] | np.ndarray, folds: Sequence[int] | np.ndarray) -> np.ndarray:
     """Within-fold AUROC [L] of scores [L, n] against 0/1 labels."""
     return _auroc_rounds(scores, np.asarray(labels, dtype=int), np.asarray(folds), np.ones((1, len(labels))))[:, 0]
 

@@ -7,9 +7,11 @@ instruction on the dev split) and may only see the samples it is given.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .. import prompts
 from ..client import ModelClient
 from ..errors import ConfigError
 from ..scoring import score_replies
@@ -27,7 +29,7 @@ class VariantOutput:
 
 
 class Variant:
-    name: ClassVar[str] = ""
+    name: str = ""  # each subclass names itself; a StandIn takes the name of the variant it replaces
     description: ClassVar[str] = ""
     arg_defaults: ClassVar[dict[str, Any]] = {}
     uses_dev: ClassVar[bool] = False  # `prepare` reads the task's dev split (few-shot pool, prompt tuning)
@@ -49,6 +51,20 @@ class Variant:
         raise NotImplementedError
 
 
+class StandIn(Variant):
+    """Takes a variant's place under its name and config, so that record keys, the manifest and the
+    results stay those of that variant, while the replies come from elsewhere (a reference baseline,
+    recorded replies)."""
+
+    def __init__(self, name: str, config: dict[str, Any]):
+        super().__init__()
+        self.name = name
+        self._config = config
+
+    def config(self) -> dict[str, Any]:
+        return self._config
+
+
 async def ask(task: Task, sample: Sample, messages: list[Message], client: ModelClient, usage: Usage,
               trace: dict[str, Any] | None = None) -> VariantOutput:
     """Send `messages` the way the task wants them answered: rank options by log-likelihood for a
@@ -56,9 +72,9 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
     the trace and reported in the results), each re-asked while unparseable when the task says so
     (`reask_unparseable`, below)."""
     trace = dict(trace or {})
-    fit = getattr(task, "fit_context", None)  # long tasks: cut sample.context to the window (emobench/context.py)
-    if fit is not None:
-        messages, trace["context"] = fit(sample, messages, client)
+    messages, fitted = task.fit_context(sample, messages, client)  # long tasks: emobench/context.py
+    if fitted is not None:
+        trace["context"] = fitted
     if task.output_mode == "multiple_choice":
         if client.supports_loglikelihood:
             space = task.answer_space(sample)
@@ -100,3 +116,42 @@ async def _reply(task: Task, sample: Sample, messages: list[Message], client: Mo
     if len(attempts) > 1:
         trace.setdefault("reask", []).append({"draw": draw, "attempts": attempts})
     return text
+
+
+# ---- prompt editing shared by the variants ------------------------------------------------------
+def append_to_prompt(messages: list[Message], text: str) -> list[Message]:
+    """A copy of `messages` with `text` added at the end of the last user message."""
+    out = [dict(m) for m in messages]
+    for m in reversed(out):
+        if m["role"] == "user":
+            m["content"] = f"{m['content']}\n\n{text}"
+            break
+    else:
+        out.append({"role": "user", "content": text})
+    return out
+
+
+def fits(client: ModelClient, messages: list[Message], reserve: int) -> bool:
+    """Whether `messages` and `reserve` completion tokens fit the model's window (an unknown one: yes)."""
+    window = client.context_window
+    if not window:
+        return True
+    return client.count_tokens("\n".join(m["content"] for m in messages)) + reserve <= window
+
+
+def with_passages(task: Task, sample: Sample, client: ModelClient, passages: list[Any], template: str,
+                  name: str, replace: bool) -> tuple[list[Message], str]:
+    """The task's prompt plus the retrieved passages. Keeps the full context when it fits (the mode
+    'full+chunks'); otherwise, or with `replace`, the context is replaced by the passages alone."""
+    block = prompts.render(template, **{name: passages})
+    if not replace:
+        messages = append_to_prompt(task.render(sample), block)
+        if fits(client, messages, task.gen_params.max_tokens):
+            return messages, "full+chunks"
+    texts = [p if isinstance(p, str) else f"{p['chunk']}\n({p['note']})" for p in passages]
+    only = prompts.render("variants/rag_only.j2", passages=texts)
+    replaced = dataclasses.replace(sample, context=only)
+    messages = task.render(replaced)
+    if only not in "".join(m["content"] for m in messages):  # the template does not show the context
+        messages = append_to_prompt(messages, only)
+    return messages, "chunks_only"

@@ -20,24 +20,22 @@ import asyncio
 from typing import Any
 
 from .. import prompts
-from ..client import ModelClient
-from ..models import make_backend
-from ..retrieval import RETRIEVERS, Chunk, Hit, make_retriever, outliers, retrieve_chunks
+from ..client import ModelClient, client_for
+from ..retrieval import (
+    RETRIEVERS,
+    Chunk,
+    Hit,
+    chunk_params,
+    make_retriever,
+    outliers,
+    retrieval_query,
+    retrieval_units,
+    retrieve_chunks,
+    retrieved_log,
+)
 from ..task import Task
 from ..types import GenParams, Sample, Usage
-from .base import Variant, VariantOutput, ask
-from .rag import chunk_params, retrieval_query, retrieval_units, retrieved_log, with_passages
-
-
-def client_for(spec: str | None, client: ModelClient) -> ModelClient:
-    """A ModelClient for another model spec (a sage, an agent), sharing the run's cache and retry
-    settings; the run's own client when `spec` is empty or 'same'."""
-    if not spec or spec == "same":
-        return client
-    base_url = getattr(client.backend, "base_url", None) if str(spec).startswith("openai/") else None
-    backend = make_backend(str(spec), base_url=base_url, timeout=client.timeout)
-    return ModelClient(backend, client.cache, max_retries=client.max_retries, timeout=client.timeout,
-                       backoff_initial=client.backoff_initial)
+from .base import Variant, VariantOutput, ask, with_passages
 
 
 class CoEM(Variant):

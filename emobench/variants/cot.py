@@ -18,8 +18,7 @@ from ..client import ModelClient
 from ..parsing import strip_reasoning
 from ..task import Task
 from ..types import Sample, Usage
-from .base import Variant, VariantOutput, ask
-from .rag import append_to_prompt
+from .base import Variant, VariantOutput, append_to_prompt, ask
 
 _FINAL = re.compile(r"final\s+answer\s*[:：]", re.IGNORECASE)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import prompts
-from ..client import ModelClient
+from ..client import ModelClient, client_for
 from ..errors import ConfigError
 from ..parsing import json_field
 from ..paths import prompts_dir
@@ -40,7 +40,6 @@ from ..scoring import score_replies
 from ..task import Task
 from ..types import GenParams, Message, Sample, Usage, stable_hash
 from .base import Variant, VariantOutput, ask
-from .coem import client_for
 
 ROLES = ("planner", "teacher", "critic", "student")
 INFERRED = ("APOLO's code and budgets are not public: the loop (Planner once, then Teacher/Critic/Student "

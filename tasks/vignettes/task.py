@@ -1,22 +1,20 @@
-"""The keyword-free vignette battery shipped with emobench and the public AIPsy-Affect battery
-(M. Keeman, arXiv 2604.23719), asked the same two questions.
+"""The keyword-free vignette battery shipped with emobench, asked two questions.
 
-Four tasks, two questions:
-- *which* emotion (`vignettes`, `aipsy_affect`): 8-way Plutchik labelling of affect items, top-1
-  accuracy against chance 1/8, per-emotion confusion, and with `set=both` the keyword gap (accuracy on
-  keyword-rich versions minus accuracy on the keyword-free originals, paired over the same items);
-- *whether* there is an emotion (`vignettes_affect`, `aipsy_affect_detect`): each affect item and its
-  matched neutral control are asked "is the character in an emotional state?". The model's own score
-  is P(Yes) from the log-likelihoods of the Yes/No replies where the backend gives them, else its
-  verbalised probability 0-100. Metrics: AUROC, accuracy at 50, and a sign test over matched pairs
-  (does the affect item score above its own control?).
+Two tasks (the AIPsy-Affect tasks in `tasks/aipsy_affect/` ask the same questions of that dataset,
+reusing the classes and helpers below):
+- *which* emotion (`vignettes`): 8-way Plutchik labelling of affect items, top-1 accuracy against
+  chance 1/8, per-emotion confusion, and with `set=both` the keyword gap (accuracy on keyword-rich
+  versions minus accuracy on the keyword-free originals, paired over the same items);
+- *whether* there is an emotion (`vignettes_affect`): each affect item and its matched neutral control
+  are asked "is the character in an emotional state?". The model's own score is P(Yes) from the
+  log-likelihoods of the Yes/No replies where the backend gives them, else its verbalised probability
+  0-100. Metrics: AUROC, accuracy at 50, and a sign test over matched pairs (does the affect item score
+  above its own control?).
 
-The items come from `emobench.battery`: `vignettes` and `vignettes_affect` read the battery named by
-`--task-arg battery=` (the shipped original items by default, or a user file in the same layout), the
-AIPsy-Affect tasks its splits (hub `keidolabs/aipsy-affect` or `--data-dir`). `emobench audit-keywords`
-checks a battery for leakage.
+The items come from `emobench.battery`, which reads the battery named by `--task-arg battery=` (the
+shipped original items in `tasks/vignettes/vignettes.jsonl` by default, or a user file in the same
+layout). `emobench audit-keywords` checks a battery for leakage.
 """
-
 from __future__ import annotations
 
 import math
@@ -27,14 +25,7 @@ from typing import Any
 from emobench import metrics as M
 from emobench import parsing
 from emobench.audit import EMOTIONS, Item
-from emobench.battery import (
-    AIPSY_AFFECT_SPLITS,
-    AIPSY_CONTROL_SPLITS,
-    AIPSY_REPO,
-    SHIPPED,
-    aipsy_items,
-    load_battery,
-)
+from emobench.battery import SHIPPED, load_battery
 from emobench.errors import ConfigError, DataError
 from emobench.task import ChoiceTask, Task
 from emobench.types import GenParams, Metric, Sample
@@ -101,7 +92,7 @@ class Vignettes(ChoiceTask):
     family = "vignette"
     description = ("8-way Plutchik labelling of original keyword-free vignettes "
                    "(set=keyword_free|keyword_rich|both, battery=FILE)")
-    source = "original items written for emobench (tasks/data/vignettes.jsonl)"
+    source = "original items written for emobench (tasks/vignettes/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
     template = "vignettes.j2"
@@ -174,7 +165,7 @@ class VignettesAffect(Task):
     family = "vignette"
     description = ("affect vs matched neutral control: AUROC of the model's own P(emotion), paired sign test "
                    "(battery=FILE)")
-    source = "original items written for emobench (tasks/data/vignettes.jsonl)"
+    source = "original items written for emobench (tasks/vignettes/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
     template = "vignettes_affect.j2"
@@ -290,41 +281,3 @@ class VignettesAffect(Task):
             wins, losses, ties = wins + (diff > 0), losses + (diff < 0), ties + (diff == 0)
         return wins, losses, ties
 
-
-# ---- AIPsy-Affect (keidolabs/aipsy-affect, MIT): its splits through emobench.battery --------------------
-def _check_split(value: Any, allowed: tuple[str, ...], key: str) -> str:
-    if value not in allowed:
-        raise ConfigError(f"--task-arg {key}={value!r}: choose one of {', '.join(allowed)}")
-    return str(value)
-
-
-class AipsyAffect(Vignettes):
-    name = "aipsy_affect"
-    description = "AIPsy-Affect: 8-way Plutchik labelling of keyword-free clinical vignettes (subset=clinical|moderate)"
-    source = f"hf://{AIPSY_REPO} (M. Keeman, arXiv 2604.23719)"
-    license = "MIT"
-    arg_defaults = {"subset": "clinical"}
-    size = 192
-
-    def items(self) -> Sequence[Item]:
-        subset = _check_split(self.args["subset"], AIPSY_AFFECT_SPLITS, "subset")
-        return aipsy_items(subset, None, self.data_dir)
-
-
-class AipsyAffectDetect(VignettesAffect):
-    name = "aipsy_affect_detect"
-    description = "AIPsy-Affect: clinical vs matched neutral controls, AUROC of P(emotion) and paired sign test"
-    source = f"hf://{AIPSY_REPO} (M. Keeman, arXiv 2604.23719)"
-    license = "MIT"
-    arg_defaults = {"affect": "clinical", "control": "neutral"}
-    size = 384
-
-    def items(self) -> Sequence[Item]:
-        affect = _check_split(self.args["affect"], AIPSY_AFFECT_SPLITS, "affect")
-        control = _check_split(self.args["control"], AIPSY_CONTROL_SPLITS, "control")
-        return aipsy_items(affect, control, self.data_dir)
-
-    def load_samples(self, split: str = "test") -> Iterable[Sample]:
-        """Every affect and control item (the moderate and complex_neutral splits have no one-to-one
-        partner, so unlike the shipped battery an unpaired item is kept; the sign test uses pairs)."""
-        return [detect_sample(it) for it in self.items()]
