@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, ServerProcess, machine_info, measure, median, write_report, write_workload  # noqa: E402
-from peers import ensure_peers, inspect_command, inspect_env, lm_eval_command, write_peer_tasks  # noqa: E402
+from _common import ROOT, ServerProcess, machine_info, measure, median, write_report, write_workload
+from peers import ensure_peers, inspect_command, inspect_env, lm_eval_command, write_peer_tasks
 
 LATENCY = 0.2
 PEER_FIGURES = {  # the table, measured earlier on this machine class (for reference only)
@@ -164,7 +164,7 @@ def default_run(work: Path, env: dict[str, str]) -> dict[str, Any]:
 
         embedded_model_path()
         import llama_cpp  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any reason means "not available here"
+    except Exception as exc:  # any reason means "not available here"
         return {"skipped": f"embedded model not available ({type(exc).__name__}: {str(exc)[:120]})"}
     m = measure([sys.executable, "-m", "emobench.cli", "run", "-q", "--output", str(work / "default")],
                 env=env, timeout=600)

@@ -109,7 +109,7 @@ def _read_split(split: str, data_dir: str | Path | None) -> tuple[str, Rows]:
     if path is None:
         raise DataError(str(root), f"{split}.parquet not found under --data-dir {root} (flat or in data/); "
                         f"without --data-dir it is read from hf://{AIPSY_REPO}")
-    import pandas as pd  # noqa: PLC0415 - only needed for a local copy
+    import pandas as pd  # only needed for a local copy
 
     try:
         frame = pd.read_parquet(path)

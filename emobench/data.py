@@ -153,14 +153,14 @@ def hub_unavailable() -> str | None:
     for name in _OFFLINE_SWITCHES:
         if os.environ.get(name, "").lower() in ("1", "true", "yes", "on"):
             return f"{name} is set"
-    from huggingface_hub import constants  # noqa: PLC0415 - only needed without --data-dir
+    from huggingface_hub import constants  # only needed without --data-dir
 
     return _probe(constants.ENDPOINT)
 
 
 @cache
 def _probe(endpoint: str) -> str | None:
-    from huggingface_hub import get_session  # noqa: PLC0415 - the libraries' own client: same proxies, same TLS
+    from huggingface_hub import get_session  # the libraries' own client: same proxies, same TLS
 
     try:
         get_session().head(endpoint, timeout=HUB_CONNECT_TIMEOUT_S)
@@ -184,7 +184,7 @@ def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: 
     """
     reason = hub_unavailable()
     try:
-        import datasets  # noqa: PLC0415
+        import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
         raise DataError(repo_id, "the `datasets` package is required to load from the hub") from exc
     kwargs: dict[str, Any] = {"split": split}
@@ -208,7 +208,7 @@ def _cache_only(datasets: Any, offline: bool) -> Iterator[None]:
     if not offline:
         yield
         return
-    from huggingface_hub import constants  # noqa: PLC0415
+    from huggingface_hub import constants
 
     saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
     datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True

@@ -116,7 +116,7 @@ def load_docs(emobench_task: str, task_args: dict[str, Any] | None = None, task_
               data_dir: str | None = None, limit: int | None = None, **_metadata: Any):
     """lm-eval's `custom_dataset` hook: the task's samples, loaded and rendered by emobench, as the
     `test` split. lm-eval passes the YAML's `metadata` keys as well; they are not needed here."""
-    import datasets  # noqa: PLC0415 - lm-eval has already imported it
+    import datasets  # lm-eval has already imported it
 
     from .registry import make_task
 

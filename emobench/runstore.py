@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any, get_args
 
@@ -167,10 +167,8 @@ class RunStore:
 
     def close(self) -> None:
         if self._fh is not None:
-            try:
+            with suppress(OSError):
                 self._fh.close()
-            except OSError:
-                pass
             self._fh = None
 
     def compact(self, order: list[str]) -> None:
@@ -180,10 +178,8 @@ class RunStore:
             pos = 0
             for raw in fh:
                 if raw.endswith(b"\n"):
-                    try:
+                    with suppress(ValueError, KeyError):
                         offsets[json.loads(raw)["key"]] = pos
-                    except (ValueError, KeyError):
-                        pass
                 pos += len(raw)
         tmp = self.samples_path.with_name(f".{SAMPLES}.compact")
         try:

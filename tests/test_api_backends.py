@@ -101,8 +101,8 @@ def test_cache_serves_repeated_run_without_calls(make_server, tmp_path):
     _, results = asyncio.run(run(RunConfig(**base, output=str(tmp_path / "b"))))
     assert srv.state.requests == 6
     assert results["results"][0]["usage"]["cached_calls"] == 6
-    a = [json.loads(line)["response"] for line in open(tmp_path / "a" / "samples.jsonl")]
-    b = [json.loads(line)["response"] for line in open(tmp_path / "b" / "samples.jsonl")]
+    a = [json.loads(line)["response"] for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    b = [json.loads(line)["response"] for line in (tmp_path / "b" / "samples.jsonl").read_text().splitlines()]
     assert a == b
 
 

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")]
 
 
-def test_hf_on_cuda_shared_prefix_matches_per_option_and_batches(tiny_model_dir):  # noqa: F811
+def test_hf_on_cuda_shared_prefix_matches_per_option_and_batches(tiny_model_dir):
     from emobench.models import make_backend
     from emobench.types import ChatRequest, GenParams
 
@@ -32,7 +32,7 @@ def test_hf_on_cuda_shared_prefix_matches_per_option_and_batches(tiny_model_dir)
     assert len(asyncio.run(many())) == 8 and max(backend._batcher.batch_sizes) > 1
 
 
-def test_vllm_generates_and_scores_options(tiny_model_dir):  # noqa: F811
+def test_vllm_generates_and_scores_options(tiny_model_dir):
     pytest.importorskip("vllm", reason="vllm not installed: pip install 'emobench[vllm]'")
     from emobench.models import make_backend
     from emobench.types import ChatRequest, GenParams
@@ -45,7 +45,7 @@ def test_vllm_generates_and_scores_options(tiny_model_dir):  # noqa: F811
     assert asyncio.run(backend.loglikelihood(MSGS, conts)) == pytest.approx(hf.score_options(MSGS, conts), abs=5e-2)
 
 
-def test_hf_on_cuda_records_its_environment_and_samples_each_row_with_its_own_seed(tiny_model_dir):  # noqa: F811
+def test_hf_on_cuda_records_its_environment_and_samples_each_row_with_its_own_seed(tiny_model_dir):
     from emobench.models import make_backend
     from emobench.types import ChatRequest, GenParams
 

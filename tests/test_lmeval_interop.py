@@ -126,7 +126,7 @@ def test_export_needs_no_data_and_lm_eval_gets_emobench_s_clear_error_without_it
         TaskManager(include_path=str(out), include_defaults=False).load_task_or_group(["emobench_ea"])
 
 
-def test_lmeval_backend_runs_an_lm_eval_model_with_the_same_scores_as_the_hf_backend(tiny_model_dir):  # noqa: F811
+def test_lmeval_backend_runs_an_lm_eval_model_with_the_same_scores_as_the_hf_backend(tiny_model_dir):
     from emobench.models import make_backend
 
     lm = make_backend("lmeval/hf", {"pretrained": str(tiny_model_dir), "batch_size": 2, "device": "cpu"})

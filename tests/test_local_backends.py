@@ -177,6 +177,7 @@ def embedded():
 @needs_embedded
 def test_llamacpp_shared_prefix_loglikelihood_equals_scoring_each_option_from_scratch(embedded):
     import numpy as np
+
     from emobench.models.llamacpp import load_llama
 
     conts = [" A", " B", " joy and relief"]

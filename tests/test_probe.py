@@ -174,7 +174,7 @@ def test_control_task_labels_follow_word_types_not_items():
 
 # ---- extraction and the command (tiny random Llama) ------------------------------------------------------
 @pytest.fixture
-def tiny(tiny_model_dir):  # noqa: F811
+def tiny(tiny_model_dir):
     return f"hf/{tiny_model_dir}"
 
 

@@ -62,8 +62,8 @@ def test_second_process_is_refused_and_a_killed_run_leaves_no_lock(server, tmp_p
 def test_run_on_a_directory_locked_by_another_holder_stops_before_any_call(server, tmp_path):
     task = write_task(tmp_path / "task", 3)
     out = tmp_path / "run"
-    with RunStore(out).locked():
-        with pytest.raises(RunDirError, match=rf"in use by another emobench run \(pid {os.getpid()} "):
-            asyncio.run(run(RunConfig(model="openai/loopback", base_url=server.base_url,
-                                      task_files=[str(task)], output=str(out))))
+    busy = rf"in use by another emobench run \(pid {os.getpid()} "
+    with RunStore(out).locked(), pytest.raises(RunDirError, match=busy):
+        asyncio.run(run(RunConfig(model="openai/loopback", base_url=server.base_url,
+                                  task_files=[str(task)], output=str(out))))
     assert server.state.requests == 0 and not (out / "samples.jsonl").exists()

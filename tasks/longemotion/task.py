@@ -59,7 +59,7 @@ def rows(file_name: str, data_dir: str | None) -> Iterator[tuple[Path, int, dict
 def _hub_file(repo_path: str) -> Path:
     """Download one file of the hub dataset (cached by huggingface_hub)."""
     try:
-        from huggingface_hub import hf_hub_download  # noqa: PLC0415 - only needed without --data-dir
+        from huggingface_hub import hf_hub_download  # only needed without --data-dir
         # with HF_HUB_OFFLINE set, only the local hub cache is read (no network retries)
         return Path(hf_hub_download(HUB_REPO, repo_path, repo_type="dataset", local_files_only=data.hub_offline()))
     except Exception as exc:  # offline, missing file, no network
