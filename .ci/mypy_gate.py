@@ -24,7 +24,9 @@ ERROR = re.compile(r"^(?P<path>[^:]+\.py):\d+(?::\d+)?: error: ")
 
 
 def mypy_errors() -> tuple[Counter[str], str]:
-    proc = subprocess.run([sys.executable, "-m", "mypy", "emobench"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "emobench"], cwd=ROOT, capture_output=True, text=True
+    )
     if proc.returncode not in (0, 1):  # 2: mypy itself failed (bad config, crash)
         sys.exit(f"mypy failed to run (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
     counts = Counter(m["path"] for line in proc.stdout.splitlines() if (m := ERROR.match(line)))

@@ -36,8 +36,21 @@ class ServerProcess:
     server do not share a GIL."""
 
     def __init__(self, latency: float = 0.2, jitter: float = 0.0, fault_rate: float = 0.0, seed: int = 0):
-        args = [sys.executable, "-m", "emobench.testing.server", "--latency", str(latency), "--jitter",
-                str(jitter), "--fault-rate", str(fault_rate), "--seed", str(seed), "--max-seconds", "7200"]
+        args = [
+            sys.executable,
+            "-m",
+            "emobench.testing.server",
+            "--latency",
+            str(latency),
+            "--jitter",
+            str(jitter),
+            "--fault-rate",
+            str(fault_rate),
+            "--seed",
+            str(seed),
+            "--max-seconds",
+            "7200",
+        ]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         line = self.proc.stdout.readline()
         info = json.loads(line)
@@ -78,8 +91,9 @@ class Measured:
     output: str
 
 
-def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 1800.0) -> Measured:
+def measure(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 1800.0
+) -> Measured:
     """Run `cmd`, return its wall time and peak RSS (largest of the process and its waited children)."""
     full_env = {**os.environ, **(env or {})}
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - read back below
@@ -100,7 +114,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
     log.seek(0)
     output = log.read()
     log.close()
-    return Measured(wall, rusage.ru_maxrss / 1024.0, rusage.ru_utime + rusage.ru_stime, proc.returncode, output)
+    return Measured(
+        wall, rusage.ru_maxrss / 1024.0, rusage.ru_utime + rusage.ru_stime, proc.returncode, output
+    )
 
 
 def median(values: list[float | None]) -> float | None:
@@ -110,8 +126,12 @@ def median(values: list[float | None]) -> float | None:
 
 def machine_info() -> dict[str, Any]:
     load = os.getloadavg()
-    return {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": sys.platform,
-            "loadavg_at_start": [round(x, 2) for x in load]}
+    return {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "platform": sys.platform,
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
 
 
 def write_report(name: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:

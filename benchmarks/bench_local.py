@@ -46,13 +46,24 @@ def bench_hf_loglikelihood(task, samples) -> dict:
         start = time.perf_counter()
         out[mode] = [backend.score_options(msgs, conts) for msgs, conts in jobs]
         out[mode + "_s"] = time.perf_counter() - start
-    diff = max(abs(a - b) for x, y in zip(out["shared"], out["per_option"], strict=True) for a, b in zip(x, y, strict=True))
-    same = sum(max(range(len(x)), key=x.__getitem__) == max(range(len(y)), key=y.__getitem__)
-               for x, y in zip(out["shared"], out["per_option"], strict=True))
-    return {"items": len(jobs), "options_per_item": len(jobs[0][1]),
-            "per_option_items_per_s": len(jobs) / out["per_option_s"], "shared_items_per_s": len(jobs) / out["shared_s"],
-            "speedup": out["per_option_s"] / out["shared_s"], "max_abs_score_diff": diff,
-            "same_choice": f"{same}/{len(jobs)}"}
+    diff = max(
+        abs(a - b)
+        for x, y in zip(out["shared"], out["per_option"], strict=True)
+        for a, b in zip(x, y, strict=True)
+    )
+    same = sum(
+        max(range(len(x)), key=x.__getitem__) == max(range(len(y)), key=y.__getitem__)
+        for x, y in zip(out["shared"], out["per_option"], strict=True)
+    )
+    return {
+        "items": len(jobs),
+        "options_per_item": len(jobs[0][1]),
+        "per_option_items_per_s": len(jobs) / out["per_option_s"],
+        "shared_items_per_s": len(jobs) / out["shared_s"],
+        "speedup": out["per_option_s"] / out["shared_s"],
+        "max_abs_score_diff": diff,
+        "same_choice": f"{same}/{len(jobs)}",
+    }
 
 
 def bench_llamacpp(task, samples, max_tokens: int) -> dict:
@@ -65,8 +76,12 @@ def bench_llamacpp(task, samples, max_tokens: int) -> dict:
     params = GenParams(temperature=0.0, max_tokens=max_tokens)
 
     def run_raw():
-        return [raw.create_chat_completion(messages=m, temperature=0.0, max_tokens=max_tokens, seed=0)
-                ["choices"][0]["message"]["content"] for m in prompts]
+        return [
+            raw.create_chat_completion(messages=m, temperature=0.0, max_tokens=max_tokens, seed=0)["choices"][
+                0
+            ]["message"]["content"]
+            for m in prompts
+        ]
 
     async def run_emobench():
         replies = await asyncio.gather(*(backend.generate([ChatRequest(tuple(m), params)]) for m in prompts))
@@ -82,9 +97,14 @@ def bench_llamacpp(task, samples, max_tokens: int) -> dict:
     t0 = time.perf_counter()
     our_texts = asyncio.run(run_emobench())
     our_s = time.perf_counter() - t0
-    return {"items": len(prompts), "max_tokens": max_tokens, "raw_items_per_s": len(prompts) / raw_s,
-            "emobench_items_per_s": len(prompts) / our_s, "ratio": raw_s / our_s,
-            "same_text": f"{sum(a == b for a, b in zip(raw_texts, our_texts, strict=True))}/{len(prompts)}"}
+    return {
+        "items": len(prompts),
+        "max_tokens": max_tokens,
+        "raw_items_per_s": len(prompts) / raw_s,
+        "emobench_items_per_s": len(prompts) / our_s,
+        "ratio": raw_s / our_s,
+        "same_text": f"{sum(a == b for a, b in zip(raw_texts, our_texts, strict=True))}/{len(prompts)}",
+    }
 
 
 def bench_llamacpp_loglikelihood(n: int, block: int = 24) -> dict:
@@ -94,8 +114,10 @@ def bench_llamacpp_loglikelihood(n: int, block: int = 24) -> dict:
     jobs = []
     for name in ("vignettes", "vignettes_affect"):
         task = make_task(name, {}, None)
-        jobs += [(task.render(s), [task.continuation(a, s) for a in task.answer_space(s)])
-                 for s in task.split_samples("test")]
+        jobs += [
+            (task.render(s), [task.continuation(a, s) for a in task.answer_space(s)])
+            for s in task.split_samples("test")
+        ]
     jobs = jobs[:n]
     backend = make_backend(None)
     llm, real_eval = backend._llm, backend._llm.eval
@@ -121,6 +143,7 @@ def bench_llamacpp_loglikelihood(n: int, block: int = 24) -> dict:
             finally:
                 del llm.eval
             evaluated[mode] += sum(sizes)
+
         return prime
 
     asyncio.run(backend.loglikelihood(*jobs[0]))  # warm-up
@@ -129,16 +152,20 @@ def bench_llamacpp_loglikelihood(n: int, block: int = 24) -> dict:
         for mode in primes:
             backend._prime, backend._aligned = counted(mode), 0  # a block never trusts the other's cache
             start = time.perf_counter()
-            out = [asyncio.run(backend.loglikelihood(m, c)) for m, c in jobs[begin: begin + block]]
+            out = [asyncio.run(backend.loglikelihood(m, c)) for m, c in jobs[begin : begin + block]]
             spent[mode] += time.perf_counter() - start
             scores += out if mode == "fixed_chunks" else []
     fresh = make_backend(None)
     reverse = [asyncio.run(fresh.loglikelihood(m, c)) for m, c in reversed(jobs)][::-1]
-    return {"items": len(jobs), "eval_chunk": backend.eval_chunk,
-            "fixed_chunks_items_per_s": len(jobs) / spent["fixed_chunks"],
-            "longest_prefix_items_per_s": len(jobs) / spent["longest_prefix"],
-            "ratio": spent["longest_prefix"] / spent["fixed_chunks"], "prompt_tokens_evaluated": evaluated,
-            "bit_identical_in_reverse_order": f"{sum(a == b for a, b in zip(scores, reverse, strict=True))}/{len(jobs)}"}
+    return {
+        "items": len(jobs),
+        "eval_chunk": backend.eval_chunk,
+        "fixed_chunks_items_per_s": len(jobs) / spent["fixed_chunks"],
+        "longest_prefix_items_per_s": len(jobs) / spent["longest_prefix"],
+        "ratio": spent["longest_prefix"] / spent["fixed_chunks"],
+        "prompt_tokens_evaluated": evaluated,
+        "bit_identical_in_reverse_order": f"{sum(a == b for a, b in zip(scores, reverse, strict=True))}/{len(jobs)}",
+    }
 
 
 def main() -> None:

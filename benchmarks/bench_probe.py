@@ -41,10 +41,17 @@ def bench_extraction(texts: list[str], device: str, batch_size: int | None) -> d
     backend, load_s, _ = timed(load_model, None, {"device": device})
     states, wall, cpu = timed(extract, backend, texts, Path(tempfile.mkdtemp()), batch_size=batch_size)
     longest = max(len(backend.tokenizer(t)["input_ids"]) for t in texts)
-    return {"device": device, "dtype": states.environment.get("dtype"),
-            "batch_size": batch_size or batch_size_for(backend, longest),
-            "load_s": round(load_s, 1), "extract_s": round(wall, 1), "extract_cpu_s": round(cpu, 1),
-            "items_per_s": round(len(texts) / wall, 2), "layers": states.layers, "states": states}
+    return {
+        "device": device,
+        "dtype": states.environment.get("dtype"),
+        "batch_size": batch_size or batch_size_for(backend, longest),
+        "load_s": round(load_s, 1),
+        "extract_s": round(wall, 1),
+        "extract_cpu_s": round(cpu, 1),
+        "items_per_s": round(len(texts) / wall, 2),
+        "layers": states.layers,
+        "states": states,
+    }
 
 
 def count_fits() -> tuple[dict[int, list[tuple[int, int]]], Any]:
@@ -78,7 +85,11 @@ def sklearn_estimate(seen: dict[int, list[tuple[int, int]]], sample: int = 40) -
         for i in range(sample):
             LogisticRegression(C=10.0 ** (i % 4 - 3)).fit(X, y)
         per_fit = (time.perf_counter() - start) / sample
-        measured[f"{k}_classes"] = {"fits": len(sizes), "median_rows": n, "ms_per_fit": round(1000 * per_fit, 2)}
+        measured[f"{k}_classes"] = {
+            "fits": len(sizes),
+            "median_rows": n,
+            "ms_per_fit": round(1000 * per_fit, 2),
+        }
         total += per_fit * len(sizes)
     return {"per_kind": measured, "estimated_s": round(total, 1)}
 
@@ -95,16 +106,23 @@ def bench_probes(X: np.ndarray, d: probes.Design, settings: probes.Settings) -> 
     finally:
         logreg.fit = original
     curves = analysis.curves
-    return {"layers": X.shape[0], "probe_s": round(wall, 1), "probe_cpu_s": round(cpu, 1),
-            "fits": {k: len(v) for k, v in seen.items()}, "sklearn_one_by_one": estimate,
-            "reception_auroc": [round(m.value, 3) for m in curves["reception"]["auroc"]],
-            "categorization_accuracy": [round(m.value, 3) for m in curves["categorization"]["accuracy"]]}
+    return {
+        "layers": X.shape[0],
+        "probe_s": round(wall, 1),
+        "probe_cpu_s": round(cpu, 1),
+        "fits": {k: len(v) for k, v in seen.items()},
+        "sklearn_one_by_one": estimate,
+        "reception_auroc": [round(m.value, 3) for m in curves["reception"]["auroc"]],
+        "categorization_accuracy": [round(m.value, 3) for m in curves["categorization"]["accuracy"]],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="probes only, synthetic states of 4 layers")
-    ap.add_argument("--batch-size", type=int, default=None, help="items per forward pass (default: backend's)")
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="items per forward pass (default: backend's)"
+    )
     args = ap.parse_args(argv)
     battery = load_battery("vignettes")
     settings = probes.Settings()
@@ -125,16 +143,25 @@ def main(argv: list[str] | None = None) -> int:
     ext = data.get("extraction", [{}])[0]
     ok = data["probes"]["probe_s"] <= PROBE_TARGET_S and (args.quick or ext["extract_s"] <= EXTRACT_TARGET_S)
     data["targets_met"] = ok
-    lines = ["# Representation probing (shipped battery, SmolLM2-135M)", "",
-             f"load average at start {data['machine']['loadavg_at_start']}, {data['machine']['cpus']} CPUs", "",
-             "| step | wall s | CPU s | target | notes |", "|---|---|---|---|---|"]
+    lines = [
+        "# Representation probing (shipped battery, SmolLM2-135M)",
+        "",
+        f"load average at start {data['machine']['loadavg_at_start']}, {data['machine']['cpus']} CPUs",
+        "",
+        "| step | wall s | CPU s | target | notes |",
+        "|---|---|---|---|---|",
+    ]
     for r in data.get("extraction", []):
-        lines.append(f"| extraction ({r['device']}, {r['dtype']}, batch {r['batch_size']}) | {r['extract_s']} | "
-                     f"{r['extract_cpu_s']} | <= {EXTRACT_TARGET_S:g} | {r['items_per_s']} items/s; model load "
-                     f"{r['load_s']} s |")
+        lines.append(
+            f"| extraction ({r['device']}, {r['dtype']}, batch {r['batch_size']}) | {r['extract_s']} | "
+            f"{r['extract_cpu_s']} | <= {EXTRACT_TARGET_S:g} | {r['items_per_s']} items/s; model load "
+            f"{r['load_s']} s |"
+        )
     p = data["probes"]
-    lines.append(f"| probes, {p['layers']} layers | {p['probe_s']} | {p['probe_cpu_s']} | <= {PROBE_TARGET_S:g} | "
-                 f"{sum(p['fits'].values())} fits; scikit-learn one by one: ~{p['sklearn_one_by_one']['estimated_s']} s |")
+    lines.append(
+        f"| probes, {p['layers']} layers | {p['probe_s']} | {p['probe_cpu_s']} | <= {PROBE_TARGET_S:g} | "
+        f"{sum(p['fits'].values())} fits; scikit-learn one by one: ~{p['sklearn_one_by_one']['estimated_s']} s |"
+    )
     markdown = "\n".join(lines) + "\n"
     write_report("probe", data, markdown)
     print(markdown)

@@ -19,17 +19,56 @@ import time
 
 from emobench.retrieval import TokenizedText, dense_available, retrieve_chunks
 
-SUBJECTS = ["the committee", "my neighbour", "the old teacher", "a young nurse", "the river town", "her brother",
-            "the research group", "the night shift", "a quiet student", "the harbour office"]
-VERBS = ["discussed", "remembered", "postponed", "described", "questioned", "celebrated", "measured",
-         "ignored", "repaired", "announced"]
-OBJECTS = ["the annual budget", "a broken window", "the spring festival", "an unusual letter", "the survey results",
-           "a long walk home", "the weather report", "the new timetable", "a shared garden", "the final chapter"]
-TAILS = ["before the evening meeting.", "without much comment.", "while the rain kept falling.",
-         "as everyone had expected.", "in a surprisingly calm voice.", "after a short delay.",
-         "with some reluctance.", "during the long afternoon."]
-NEEDLE = ("The participants who wrote expressive journals for six weeks reported a marked drop in "
-          "rumination, and their anxiety scores fell by about a third compared with the control group.")
+SUBJECTS = [
+    "the committee",
+    "my neighbour",
+    "the old teacher",
+    "a young nurse",
+    "the river town",
+    "her brother",
+    "the research group",
+    "the night shift",
+    "a quiet student",
+    "the harbour office",
+]
+VERBS = [
+    "discussed",
+    "remembered",
+    "postponed",
+    "described",
+    "questioned",
+    "celebrated",
+    "measured",
+    "ignored",
+    "repaired",
+    "announced",
+]
+OBJECTS = [
+    "the annual budget",
+    "a broken window",
+    "the spring festival",
+    "an unusual letter",
+    "the survey results",
+    "a long walk home",
+    "the weather report",
+    "the new timetable",
+    "a shared garden",
+    "the final chapter",
+]
+TAILS = [
+    "before the evening meeting.",
+    "without much comment.",
+    "while the rain kept falling.",
+    "as everyone had expected.",
+    "in a surprisingly calm voice.",
+    "after a short delay.",
+    "with some reluctance.",
+    "during the long afternoon.",
+]
+NEEDLE = (
+    "The participants who wrote expressive journals for six weeks reported a marked drop in "
+    "rumination, and their anxiety scores fell by about a third compared with the control group."
+)
 QUERY = "How much did anxiety scores fall for participants who wrote expressive journals?"
 
 
@@ -56,9 +95,17 @@ def bench(text: str, needle_at: int, size: int, k: int, retriever: str, repeats:
         times.append((time.perf_counter() - t0) * 1000)
         kept = [chunks[h.index] for h in hits]
         found = any(c.start <= needle_at < c.end for c in kept)
-    return {"retriever": retriever, "chunk_size": size, "overlap": 50, "k": k, "n_chunks": len(chunks),
-            "median_ms": round(statistics.median(times), 2), "p90_ms": round(sorted(times)[int(0.9 * len(times))], 2),
-            "min_ms": round(min(times), 2), "needle_in_top_k": found}
+    return {
+        "retriever": retriever,
+        "chunk_size": size,
+        "overlap": 50,
+        "k": k,
+        "n_chunks": len(chunks),
+        "median_ms": round(statistics.median(times), 2),
+        "p90_ms": round(sorted(times)[int(0.9 * len(times))], 2),
+        "min_ms": round(min(times), 2),
+        "needle_in_top_k": found,
+    }
 
 
 def main() -> None:

@@ -38,24 +38,39 @@ def main() -> None:
             data.mkdir()
             for sub in ("longemotion", "emobench"):
                 (data / sub).symlink_to(ROOT / "tests" / "fixtures" / sub)
-        config = RunConfig(model="openai/loopback", base_url=server.base_url, tasks=args.tasks, variants=VARIANTS,
-                           variant_args={"artifact_dir": str(Path(tmp) / "refined")}, limit=args.limit,
-                           data_dir=str(data), output=str(Path(tmp) / "run"), use_cache=False, quiet=True)
+        config = RunConfig(
+            model="openai/loopback",
+            base_url=server.base_url,
+            tasks=args.tasks,
+            variants=VARIANTS,
+            variant_args={"artifact_dir": str(Path(tmp) / "refined")},
+            limit=args.limit,
+            data_dir=str(data),
+            output=str(Path(tmp) / "run"),
+            use_cache=False,
+            quiet=True,
+        )
         _, results = asyncio.run(run(config))
     base: dict[str, dict] = {}
     for e in results["results"]:
         n = max(1, e["n_samples"])
         u = e["usage"]
-        row = {"task": e["task"], "variant": e["variant"], "n": e["n_samples"],
-               "calls_per_sample": round(u["calls_per_sample"] or 0, 2),
-               "prompt_tokens_per_sample": round(u["prompt_tokens"] / n),
-               "completion_tokens_per_sample": round(u["completion_tokens"] / n)}
+        row = {
+            "task": e["task"],
+            "variant": e["variant"],
+            "n": e["n_samples"],
+            "calls_per_sample": round(u["calls_per_sample"] or 0, 2),
+            "prompt_tokens_per_sample": round(u["prompt_tokens"] / n),
+            "completion_tokens_per_sample": round(u["completion_tokens"] / n),
+        }
         if e["variant"] == "direct":
             base[e["task"]] = row
         b = base.get(e["task"])
         if b and e["variant"] != "direct":
             row["calls_x"] = round(row["calls_per_sample"] / max(b["calls_per_sample"], 1e-9), 2)
-            row["prompt_tokens_x"] = round(row["prompt_tokens_per_sample"] / max(b["prompt_tokens_per_sample"], 1), 2)
+            row["prompt_tokens_x"] = round(
+                row["prompt_tokens_per_sample"] / max(b["prompt_tokens_per_sample"], 1), 2
+            )
         print(json.dumps(row))
 
 

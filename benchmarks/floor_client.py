@@ -24,15 +24,22 @@ def prompts(items_path: str) -> list[str]:
 
 
 async def run(mode: str, texts: list[str], base_url: str, concurrency: int) -> None:
-    bodies = iter({"model": "bench", "messages": [{"role": "user", "content": t}], "max_tokens": 16,
-                   "temperature": 0.0} for t in texts)
+    bodies = iter(
+        {"model": "bench", "messages": [{"role": "user", "content": t}], "max_tokens": 16, "temperature": 0.0}
+        for t in texts
+    )
     if mode == "openai-sdk":
         import openai
 
-        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(max_connections=concurrency + 8,
-                                                        max_keepalive_connections=concurrency + 8)
-        client = openai.AsyncOpenAI(api_key="sk-floor", base_url=base_url, max_retries=0,
-                                    http_client=openai.DefaultAioHttpClient(timeout=120, limits=limits))
+        limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+            max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8
+        )
+        client = openai.AsyncOpenAI(
+            api_key="sk-floor",
+            base_url=base_url,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=120, limits=limits),
+        )
 
         async def call(body: dict) -> str:
             return await client.post("/chat/completions", body=body, cast_to=str)

@@ -29,13 +29,19 @@ def main() -> int:
     args = p.parse_args()
     import torch
 
-    report: dict = {"cuda": torch.cuda.is_available(),
-                    "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    report: dict = {
+        "cuda": torch.cuda.is_available(),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     if not report["cuda"]:
         print("no CUDA GPU: nothing to check")
         return 1
-    tests = subprocess.run([sys.executable, "-m", "pytest", "tests/test_gpu.py", "-q", "-rs"], capture_output=True,
-                           text=True, timeout=300)
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_gpu.py", "-q", "-rs"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report["tests"] = {"rc": tests.returncode, "tail": tests.stdout[-1500:]}
 
     from emobench.models import make_backend
@@ -56,9 +62,14 @@ def main() -> int:
         timing[mode] = [backend.score_options(m, c) for m, c in jobs]
         torch.cuda.synchronize()
         timing[mode + "_s"] = time.perf_counter() - t0
-    report["loglikelihood"] = {"speedup": timing["per_option_s"] / timing["shared_s"],
-                               "max_abs_diff": max(abs(a - b) for x, y in zip(timing["shared"], timing["per_option"],
-                                                                              strict=True) for a, b in zip(x, y, strict=True))}
+    report["loglikelihood"] = {
+        "speedup": timing["per_option_s"] / timing["shared_s"],
+        "max_abs_diff": max(
+            abs(a - b)
+            for x, y in zip(timing["shared"], timing["per_option"], strict=True)
+            for a, b in zip(x, y, strict=True)
+        ),
+    }
     params = GenParams(max_tokens=64)
 
     async def generate(batch: int) -> float:
@@ -67,7 +78,10 @@ def main() -> int:
         await asyncio.gather(*(backend.generate([ChatRequest(tuple(m), params)]) for m, _ in jobs))
         return len(jobs) / (time.perf_counter() - t0)
 
-    report["generate_items_per_s"] = {"batch_1": asyncio.run(generate(1)), "batch_32": asyncio.run(generate(32))}
+    report["generate_items_per_s"] = {
+        "batch_1": asyncio.run(generate(1)),
+        "batch_32": asyncio.run(generate(32)),
+    }
     out = Path(os.environ.get("OUT", ".")) / "gpu_check.json"
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

@@ -30,8 +30,11 @@ def ensure_peers(install: bool = True) -> dict[str, str | None]:
         print(f"creating {PEERS_VENV} with {LM_EVAL} and {INSPECT} (once; a few minutes)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
         (PEERS_VENV / ".gitignore").write_text("*\n")
-        proc = subprocess.run([str(venv_python()), "-m", "pip", "install", "-q", LM_EVAL, INSPECT, "openai"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(venv_python()), "-m", "pip", "install", "-q", LM_EVAL, INSPECT, "openai"],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"peer install failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
     status: dict[str, str | None] = {}
@@ -40,8 +43,11 @@ def ensure_peers(install: bool = True) -> dict[str, str | None]:
             status[name] = f"skipped: {PEERS_VENV} missing (run without --no-install to create it)"
             continue
         proc = subprocess.run([str(venv_python()), "-c", f"import {module}"], capture_output=True, text=True)
-        status[name] = None if proc.returncode == 0 else \
-            f"skipped: {module} does not import in {PEERS_VENV}: {proc.stderr.strip().splitlines()[-1:]}"
+        status[name] = (
+            None
+            if proc.returncode == 0
+            else f"skipped: {module} does not import in {PEERS_VENV}: {proc.stderr.strip().splitlines()[-1:]}"
+        )
     return status
 
 
@@ -60,8 +66,11 @@ def write_peer_tasks(folder: Path) -> None:
         f"doc_to_text: {json.dumps(doc_to_text)}\n"
         "doc_to_target: label\n"
         "generation_kwargs:\n  until: []\n  max_gen_toks: 16\n  do_sample: false\n  temperature: 0.0\n"
-        "metric_list:\n  - metric: exact_match\n", encoding="utf-8")
-    (folder / "inspect_task.py").write_text(f'''
+        "metric_list:\n  - metric: exact_match\n",
+        encoding="utf-8",
+    )
+    (folder / "inspect_task.py").write_text(
+        f"""
 from inspect_ai import Task, task
 from inspect_ai.dataset import Sample, json_dataset
 from inspect_ai.scorer import includes
@@ -77,22 +86,49 @@ def record(r):
 @task
 def bench_chat():
     return Task(dataset=json_dataset({str(data)!r}, record), solver=[generate()], scorer=includes())
-''', encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
 
 
 def lm_eval_command(folder: Path, base_url: str, concurrency: int) -> list[str]:
-    args = (f"model=bench,base_url={base_url}/chat/completions,num_concurrent={concurrency},"
-            "max_retries=3,tokenized_requests=False,tokenizer_backend=None")
-    return [str(PEERS_VENV / "bin" / "lm_eval"), "--model", "local-chat-completions", "--model_args", args,
-            "--tasks", "bench_chat", "--include_path", str(folder / "lm_eval_tasks"), "--apply_chat_template",
-            "--output_path", str(folder / "lm_eval_out")]
+    args = (
+        f"model=bench,base_url={base_url}/chat/completions,num_concurrent={concurrency},"
+        "max_retries=3,tokenized_requests=False,tokenizer_backend=None"
+    )
+    return [
+        str(PEERS_VENV / "bin" / "lm_eval"),
+        "--model",
+        "local-chat-completions",
+        "--model_args",
+        args,
+        "--tasks",
+        "bench_chat",
+        "--include_path",
+        str(folder / "lm_eval_tasks"),
+        "--apply_chat_template",
+        "--output_path",
+        str(folder / "lm_eval_out"),
+    ]
 
 
 def inspect_command(folder: Path, concurrency: int) -> list[str]:
-    return [str(PEERS_VENV / "bin" / "inspect"), "eval", "inspect_task.py",  # relative: inspect globs it
-            "--model", "openai-api/bench/bench", "--max-connections", str(concurrency),
-            "--max-tokens", "16", "--log-dir", str(folder / "inspect_logs"), "--display", "plain",
-            "--no-fail-on-error"]
+    return [
+        str(PEERS_VENV / "bin" / "inspect"),
+        "eval",
+        "inspect_task.py",  # relative: inspect globs it
+        "--model",
+        "openai-api/bench/bench",
+        "--max-connections",
+        str(concurrency),
+        "--max-tokens",
+        "16",
+        "--log-dir",
+        str(folder / "inspect_logs"),
+        "--display",
+        "plain",
+        "--no-fail-on-error",
+    ]
 
 
 def inspect_env(base_url: str) -> dict[str, str]:

@@ -37,8 +37,10 @@ DEFAULT_MAX_LENGTH_DIFF = 0.15
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # a sentence ends at . ! ? (and a closing quote) before a capital or the end; titles do not end one
-_SENTENCE_END = re.compile(r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]['\"’”]?"
-                           r"(?=\s+['\"‘“]?[A-Z0-9]|\s*$)")
+_SENTENCE_END = re.compile(
+    r"(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)[.!?]['\"’”]?"
+    r"(?=\s+['\"‘“]?[A-Z0-9]|\s*$)"
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,9 @@ def read_items(path: str | Path) -> list[Item]:
         text = str(row["text"]).strip()
         if not text:
             raise DataError(path, "empty text", line)
-        items.append(Item(str(row["id"]), str(row.get("pair_id") or row["id"]), kind, emotion, text,
-                          str(path), line))
+        items.append(
+            Item(str(row["id"]), str(row.get("pair_id") or row["id"]), kind, emotion, text, str(path), line)
+        )
     check_unique_ids(path, [(it.id, it.line) for it in items])
     _check_pairs(path, items)
     return items
@@ -109,14 +112,21 @@ def _check_pairs(path: Path, items: list[Item]) -> None:
     for it in items:
         slot = by_pair.setdefault(it.pair_id, {})
         if it.kind in slot:
-            raise DataError(path, f"pair {it.pair_id!r} has a second {it.kind} item "
-                            f"(first on line {slot[it.kind].line})", it.line)
+            raise DataError(
+                path,
+                f"pair {it.pair_id!r} has a second {it.kind} item (first on line {slot[it.kind].line})",
+                it.line,
+            )
         slot[it.kind] = it
     for slot in by_pair.values():
         affect, rich = slot.get("affect"), slot.get("keyword_rich")
         if affect and rich and affect.emotion != rich.emotion:
-            raise DataError(path, f"keyword-rich item {rich.id!r} is labelled {rich.emotion}, its affect "
-                            f"item {affect.id!r} {affect.emotion}", rich.line)
+            raise DataError(
+                path,
+                f"keyword-rich item {rich.id!r} is labelled {rich.emotion}, its affect "
+                f"item {affect.id!r} {affect.emotion}",
+                rich.line,
+            )
 
 
 def pairs(items: list[Item]) -> dict[str, dict[str, Item]]:
@@ -146,7 +156,7 @@ class Lexicon:
             if cat is not None:
                 hits.append((tok, cat))
             for seq, pcat in self.phrases:
-                if tuple(tokens[i:i + len(seq)]) == seq:
+                if tuple(tokens[i : i + len(seq)]) == seq:
                     hits.append((" ".join(seq), pcat))
         return hits
 
@@ -185,7 +195,123 @@ def _load_lexicon(path: str) -> Lexicon:
 # ---- 2. bag-of-words leakage ---------------------------------------------------------------------------
 # English function words: dropped so that the classifier sees content vocabulary, not pronoun or
 # article frequencies (with 16 training items those are noise that looks like signal)
-STOPWORDS = frozenset(["a", "an", "the", "and", "or", "but", "if", "then", "so", "of", "to", "in", "on", "at", "by", "for", "with", "from", "into", "onto", "over", "under", "up", "down", "out", "off", "as", "is", "was", "were", "be", "been", "being", "had", "has", "have", "do", "did", "does", "it", "its", "it's", "he", "him", "his", "she", "her", "hers", "they", "them", "their", "we", "us", "our", "you", "your", "i", "me", "my", "this", "that", "these", "those", "there", "here", "who", "whom", "which", "what", "when", "where", "while", "not", "no", "nor", "than", "too", "very", "can", "could", "would", "should", "will", "just", "only", "own", "same", "other", "another", "any", "each", "every", "all", "both", "some", "such", "more", "most", "few", "once", "again", "still", "even", "also", "before", "after", "about", "against", "between", "through", "during", "above", "below"])
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "up",
+        "down",
+        "out",
+        "off",
+        "as",
+        "is",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "had",
+        "has",
+        "have",
+        "do",
+        "did",
+        "does",
+        "it",
+        "its",
+        "it's",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "they",
+        "them",
+        "their",
+        "we",
+        "us",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "who",
+        "whom",
+        "which",
+        "what",
+        "when",
+        "where",
+        "while",
+        "not",
+        "no",
+        "nor",
+        "than",
+        "too",
+        "very",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "just",
+        "only",
+        "own",
+        "same",
+        "other",
+        "another",
+        "any",
+        "each",
+        "every",
+        "all",
+        "both",
+        "some",
+        "such",
+        "more",
+        "most",
+        "few",
+        "once",
+        "again",
+        "still",
+        "even",
+        "also",
+        "before",
+        "after",
+        "about",
+        "against",
+        "between",
+        "through",
+        "during",
+        "above",
+        "below",
+    ]
+)
 
 
 def tokens(text: str) -> list[str]:
@@ -193,8 +319,9 @@ def tokens(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower().replace("’", "'")) if w not in STOPWORDS]
 
 
-def naive_bayes(train: list[tuple[str, str]], test: list[str], labels: tuple[str, ...] = EMOTIONS,
-                alpha: float = 1.0) -> list[str]:
+def naive_bayes(
+    train: list[tuple[str, str]], test: list[str], labels: tuple[str, ...] = EMOTIONS, alpha: float = 1.0
+) -> list[str]:
     """Multinomial naive Bayes with Laplace smoothing: the simplest bag-of-words classifier there is,
     which is the point (a vocabulary shared across a category is exactly what it exploits)."""
     vocab = {w: i for i, w in enumerate(sorted({w for text, _ in train for w in tokens(text)}))}
@@ -235,11 +362,21 @@ def bow_leakage(items: list[Item]) -> dict[str, Any]:
     acc = M.proportion([float(p == it.emotion) for p, it in zip(preds, test, strict=True)])
     # the same classifier on held-out keyword-rich items (leave one out) shows that it does pick up
     # emotion words when they are there: near chance on keyword-free items is then a real finding
-    loo = [naive_bayes([(o.text, str(o.emotion)) for o in rich if o is not it] + lexicon_docs,
-                       [it.text])[0] == it.emotion for it in rich]
-    return {"accuracy": acc.value, "ci_low": acc.ci_low, "ci_high": acc.ci_high, "n_test": acc.n,
-            "n_train": len(rich), "chance": chance, "near_chance": acc.ci_low <= chance,
-            "keyword_rich_loo_accuracy": float(np.mean(loo))}
+    loo = [
+        naive_bayes([(o.text, str(o.emotion)) for o in rich if o is not it] + lexicon_docs, [it.text])[0]
+        == it.emotion
+        for it in rich
+    ]
+    return {
+        "accuracy": acc.value,
+        "ci_low": acc.ci_low,
+        "ci_high": acc.ci_high,
+        "n_test": acc.n,
+        "n_train": len(rich),
+        "chance": chance,
+        "near_chance": acc.ci_low <= chance,
+        "keyword_rich_loo_accuracy": float(np.mean(loo)),
+    }
 
 
 def _lexicon_documents(lexicon: Lexicon) -> list[tuple[str, str]]:
@@ -263,12 +400,21 @@ def pair_report(items: list[Item], max_length_diff: float = DEFAULT_MAX_LENGTH_D
         affect, neutral = slot.get("affect"), slot.get("neutral")
         if affect is None:
             continue
-        row: dict[str, Any] = {"pair_id": pid, "affect": affect.id, "neutral": neutral.id if neutral else None}
+        row: dict[str, Any] = {
+            "pair_id": pid,
+            "affect": affect.id,
+            "neutral": neutral.id if neutral else None,
+        }
         if neutral is not None:
             ratio = len(neutral.text) / len(affect.text)
-            row.update(length_ratio=round(ratio, 3), sentences_affect=sentence_count(affect.text),
-                       sentences_neutral=sentence_count(neutral.text))
-            row["matched"] = abs(ratio - 1) <= max_length_diff and row["sentences_affect"] == row["sentences_neutral"]
+            row.update(
+                length_ratio=round(ratio, 3),
+                sentences_affect=sentence_count(affect.text),
+                sentences_neutral=sentence_count(neutral.text),
+            )
+            row["matched"] = (
+                abs(ratio - 1) <= max_length_diff and row["sentences_affect"] == row["sentences_neutral"]
+            )
         else:
             row["matched"] = False
         rows.append(row)
@@ -276,8 +422,12 @@ def pair_report(items: list[Item], max_length_diff: float = DEFAULT_MAX_LENGTH_D
 
 
 # ---- the audit ----------------------------------------------------------------------------------------
-def audit(items: list[Item], max_length_diff: float = DEFAULT_MAX_LENGTH_DIFF,
-          lexicon: Lexicon | None = None, require_neutral: bool = True) -> AuditReport:
+def audit(
+    items: list[Item],
+    max_length_diff: float = DEFAULT_MAX_LENGTH_DIFF,
+    lexicon: Lexicon | None = None,
+    require_neutral: bool = True,
+) -> AuditReport:
     """Run the three checks. Problems are one line each: `file:line: item id: what`."""
     lexicon = lexicon or load_lexicon()
     report = AuditReport(items=len(items))
@@ -286,7 +436,9 @@ def audit(items: list[Item], max_length_diff: float = DEFAULT_MAX_LENGTH_DIFF,
         if it.keyword_free:
             for word, cat in hits:
                 report.keyword_hits += 1
-                report.problems.append(f"{it.where}: {it.id}: emotion keyword {word!r} ({cat}) in a {it.kind} item")
+                report.problems.append(
+                    f"{it.where}: {it.id}: emotion keyword {word!r} ({cat}) in a {it.kind} item"
+                )
         elif not any(cat == it.emotion for _, cat in hits):
             report.problems.append(f"{it.where}: {it.id}: keyword-rich item names no {it.emotion} word")
     report.pairs = pair_report(items, max_length_diff)
@@ -295,17 +447,22 @@ def audit(items: list[Item], max_length_diff: float = DEFAULT_MAX_LENGTH_DIFF,
         affect = by_id[row["affect"]]
         if row["neutral"] is None:
             if require_neutral:
-                report.problems.append(f"{affect.where}: {affect.id}: no neutral control with pair_id "
-                                       f"{row['pair_id']!r}")
+                report.problems.append(
+                    f"{affect.where}: {affect.id}: no neutral control with pair_id {row['pair_id']!r}"
+                )
             continue
         neutral = by_id[row["neutral"]]
         if abs(row["length_ratio"] - 1) > max_length_diff:
-            report.problems.append(f"{neutral.where}: {neutral.id}: length {len(neutral.text)} vs "
-                                   f"{len(affect.text)} for {affect.id} (ratio {row['length_ratio']:.2f}, "
-                                   f"allowed ±{max_length_diff:.0%})")
+            report.problems.append(
+                f"{neutral.where}: {neutral.id}: length {len(neutral.text)} vs "
+                f"{len(affect.text)} for {affect.id} (ratio {row['length_ratio']:.2f}, "
+                f"allowed ±{max_length_diff:.0%})"
+            )
         if row["sentences_affect"] != row["sentences_neutral"]:
-            report.problems.append(f"{neutral.where}: {neutral.id}: {row['sentences_neutral']} sentences vs "
-                                   f"{row['sentences_affect']} in {affect.id}")
+            report.problems.append(
+                f"{neutral.where}: {neutral.id}: {row['sentences_neutral']} sentences vs "
+                f"{row['sentences_affect']} in {affect.id}"
+            )
     report.bow = bow_leakage(items)
     return report
 

@@ -33,9 +33,16 @@ AIPSY_REPO = "keidolabs/aipsy-affect"
 AIPSY_AFFECT_SPLITS = ("clinical", "moderate")
 AIPSY_CONTROL_SPLITS = ("neutral", "complex_neutral")
 # Plutchik's wheel: the peak-intensity name of each primary emotion
-PEAK_TO_PRIMARY = {"rage": "anger", "terror": "fear", "grief": "sadness", "loathing": "disgust",
-                   "amazement": "surprise", "admiration": "trust", "ecstasy": "joy",
-                   "vigilance": "anticipation"}
+PEAK_TO_PRIMARY = {
+    "rage": "anger",
+    "terror": "fear",
+    "grief": "sadness",
+    "loathing": "disgust",
+    "amazement": "surprise",
+    "admiration": "trust",
+    "ecstasy": "joy",
+    "vigilance": "anticipation",
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,10 @@ def _split_rows(split: str, data_dir: str | Path | None) -> tuple[str, Rows]:
         raise DataError(where, "split is empty")
     missing = [c for c in ("id", "emotion", "matched_control_id", "text") if c not in rows[0][1]]
     if missing:
-        raise DataError(where, f"missing column(s) {', '.join(map(repr, missing))} (columns found: "
-                        f"{', '.join(rows[0][1])})")
+        raise DataError(
+            where,
+            f"missing column(s) {', '.join(map(repr, missing))} (columns found: {', '.join(rows[0][1])})",
+        )
     check_unique_ids(where, [(_text(row, "id"), line) for line, row in rows])
     return where, rows
 
@@ -107,8 +116,11 @@ def _read_split(split: str, data_dir: str | Path | None) -> tuple[str, Rows]:
         return f"hf://{AIPSY_REPO}[{split}]", list(hub_rows(AIPSY_REPO, split=split))
     path = find_local(root, f"{split}.parquet", f"data/{split}.parquet")
     if path is None:
-        raise DataError(str(root), f"{split}.parquet not found under --data-dir {root} (flat or in data/); "
-                        f"without --data-dir it is read from hf://{AIPSY_REPO}")
+        raise DataError(
+            str(root),
+            f"{split}.parquet not found under --data-dir {root} (flat or in data/); "
+            f"without --data-dir it is read from hf://{AIPSY_REPO}",
+        )
     import pandas as pd  # only needed for a local copy
 
     try:
@@ -134,8 +146,12 @@ def _item(where: str, line: int, row: dict[str, Any], kind: str, pair_id: str | 
         key = label.lower()
         emotion = PEAK_TO_PRIMARY.get(key) or (key if key in EMOTIONS else None)
         if emotion is None:
-            raise DataError(where, f"{ident}: emotion {row.get('emotion')!r} is not one of "
-                            f"{', '.join(PEAK_TO_PRIMARY)} (nor a primary: {', '.join(EMOTIONS)})", line)
+            raise DataError(
+                where,
+                f"{ident}: emotion {row.get('emotion')!r} is not one of "
+                f"{', '.join(PEAK_TO_PRIMARY)} (nor a primary: {', '.join(EMOTIONS)})",
+                line,
+            )
     return Item(ident, pair_id or ident, kind, emotion, text, where, line, label or None)
 
 
@@ -146,7 +162,11 @@ def _pairs(clinical: Rows, where: str, neutral: Rows) -> dict[int, str]:
     for line, row in neutral:
         ident, partner = _text(row, "id"), _text(row, "matched_control_id")
         if control_of.get(partner) != ident:
-            raise DataError(where, f"{ident}: matched_control_id {partner!r} is not a clinical item whose "
-                            "matched_control_id names this one", line)
+            raise DataError(
+                where,
+                f"{ident}: matched_control_id {partner!r} is not a clinical item whose "
+                "matched_control_id names this one",
+                line,
+            )
         pairs[line] = partner
     return pairs

@@ -63,19 +63,29 @@ class ResponseCache:
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
-            row = self._db.execute("SELECT text, prompt_tokens, completion_tokens, latency_s FROM responses "
-                                   "WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, latency_s FROM responses WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             return None
-        return Completion(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3],
-                          cached=True)
+        return Completion(
+            text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3], cached=True
+        )
 
     def put(self, key: str, completion: Completion) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, "
-                             "latency_s) VALUES (?, ?, ?, ?, ?)",
-                             (key, completion.text, completion.prompt_tokens, completion.completion_tokens,
-                              completion.latency_s))
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, "
+                "latency_s) VALUES (?, ?, ?, ?, ?)",
+                (
+                    key,
+                    completion.text,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                    completion.latency_s,
+                ),
+            )
 
     def get_ll(self, key: str) -> list[float] | None:
         with self._lock:
@@ -84,8 +94,9 @@ class ResponseCache:
 
     def put_ll(self, key: str, values: list[float]) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO loglikelihoods (key, value) VALUES (?, ?)",
-                             (key, json.dumps(values)))
+            self._db.execute(
+                "INSERT OR REPLACE INTO loglikelihoods (key, value) VALUES (?, ?)", (key, json.dumps(values))
+            )
 
     def __len__(self) -> int:
         with self._lock:

@@ -39,7 +39,9 @@ def _module_name(command: str) -> str:
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emobench", description="Measure the emotional intelligence of LLMs.")
+    parser = argparse.ArgumentParser(
+        prog="emobench", description="Measure the emotional intelligence of LLMs."
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"emobench {__version__}")

@@ -48,10 +48,18 @@ class CallStats:
 
 
 class ModelClient:
-    def __init__(self, backend: Backend, cache: ResponseCache | None = None, concurrency: int = 8,
-                 max_retries: int = 6, timeout: float = 120.0, system_prompt: str | None = None,
-                 gen_overrides: dict[str, Any] | None = None, backoff_initial: float = 0.5,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResponseCache | None = None,
+        concurrency: int = 8,
+        max_retries: int = 6,
+        timeout: float = 120.0,
+        system_prompt: str | None = None,
+        gen_overrides: dict[str, Any] | None = None,
+        backoff_initial: float = 0.5,
+        seed: int | None = None,
+    ):
         self.backend = backend
         self.cache = cache
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
@@ -91,7 +99,9 @@ class ModelClient:
             return request
         return replace(request, params=replace(request.params, seed=derive_seed(self.seed, request)))
 
-    async def chat(self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0) -> Completion:
+    async def chat(
+        self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0
+    ) -> Completion:
         request = self.request(messages, params, draw)
         key = request_key(self.identity, request.cache_payload())
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
@@ -104,7 +114,9 @@ class ModelClient:
         self._meter(usage, completion)
         return completion
 
-    async def loglikelihood(self, messages: list[Message], continuations: list[str], usage: Usage) -> list[float]:
+    async def loglikelihood(
+        self, messages: list[Message], continuations: list[str], usage: Usage
+    ) -> list[float]:
         if not self.backend.supports_loglikelihood:
             raise Unsupported(f"{self.backend.kind} does not support log-likelihoods")
         msgs = self._messages(messages)
@@ -126,7 +138,11 @@ class ModelClient:
         usage.completion_tokens += c.completion_tokens
         usage.seconds += c.latency_s
         if self.price is not None:
-            usage.cost_usd = (usage.cost_usd or 0.0) + c.prompt_tokens * self.price[0] + c.completion_tokens * self.price[1]
+            usage.cost_usd = (
+                (usage.cost_usd or 0.0)
+                + c.prompt_tokens * self.price[0]
+                + c.completion_tokens * self.price[1]
+            )
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -134,11 +150,17 @@ class ModelClient:
             wait = min(max(exc.retry_after, 0.0), MAX_RETRY_AFTER_S)
             self.stats.retry_after_waits.append(wait)
             return wait
-        return wait_exponential_jitter(multiplier=self.backoff_initial, max=30.0, jitter=self.backoff_initial)(state)
+        return wait_exponential_jitter(
+            multiplier=self.backoff_initial, max=30.0, jitter=self.backoff_initial
+        )(state)
 
     async def _with_retries(self, call):
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait,
-                                 retry=retry_if_exception_type((Retryable, asyncio.TimeoutError)), reraise=True)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type((Retryable, asyncio.TimeoutError)),
+            reraise=True,
+        )
         try:
             async for attempt in retrying:
                 with attempt:
@@ -148,8 +170,9 @@ class ModelClient:
                         return await asyncio.wait_for(call(), timeout=self.timeout + 5.0)
         except (Retryable, asyncio.TimeoutError) as exc:
             self.stats.failed_calls += 1
-            raise ModelCallError(redact(f"gave up after {self.max_retries + 1} attempts: "
-                                        f"{type(exc).__name__}: {exc}")) from None
+            raise ModelCallError(
+                redact(f"gave up after {self.max_retries + 1} attempts: {type(exc).__name__}: {exc}")
+            ) from None
         except Unsupported:
             raise
         except Exception as exc:  # a final, non-retryable error (4xx, backend crash)
@@ -165,8 +188,13 @@ def client_for(spec: str | None, client: ModelClient) -> ModelClient:
         return client
     base_url = client.backend.base_url if str(spec).startswith("openai/") else None
     backend = make_backend(str(spec), base_url=base_url, timeout=client.timeout)
-    return ModelClient(backend, client.cache, max_retries=client.max_retries, timeout=client.timeout,
-                       backoff_initial=client.backoff_initial)
+    return ModelClient(
+        backend,
+        client.cache,
+        max_retries=client.max_retries,
+        timeout=client.timeout,
+        backoff_initial=client.backoff_initial,
+    )
 
 
 @lru_cache(maxsize=64)

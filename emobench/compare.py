@@ -41,12 +41,14 @@ from .schema import ScoredRecord
 
 Key = tuple[str, str]  # (task, variant)
 
-METHOD = (f"delta = the task's primary metric recomputed by its own aggregate on the samples both runs "
-          f"scored (candidate - baseline); 95% CI by a paired bootstrap over sample ids ({ROUNDS} resamples, "
-          "fixed seed; matched pairs and the choice orders of one item resampled together); p from McNemar's "
-          "exact test for accuracy over 0/1 scores of independent samples, else the two-sided "
-          "bootstrap standard-error test; Holm-adjusted across tasks; regression = delta < -max_drop and "
-          "p_holm < alpha; max_drop is in the units of each task's primary metric, as printed")
+METHOD = (
+    f"delta = the task's primary metric recomputed by its own aggregate on the samples both runs "
+    f"scored (candidate - baseline); 95% CI by a paired bootstrap over sample ids ({ROUNDS} resamples, "
+    "fixed seed; matched pairs and the choice orders of one item resampled together); p from McNemar's "
+    "exact test for accuracy over 0/1 scores of independent samples, else the two-sided "
+    "bootstrap standard-error test; Holm-adjusted across tasks; regression = delta < -max_drop and "
+    "p_holm < alpha; max_drop is in the units of each task's primary metric, as printed"
+)
 UNITS = "max drop and delta are in the units of each task's primary metric, as printed"
 
 
@@ -104,8 +106,10 @@ def load_side(path: str | Path) -> Side:
         by_id = side.records.setdefault((rec["task"], rec["variant"]), {})
         by_id[str(rec["sample_id"])] = compact_record(rec)
     if not side.records:
-        raise ConfigError(f"{files[0].parent}: no samples.jsonl beside the results file; compare pairs "
-                          "samples by id and needs the run directory")
+        raise ConfigError(
+            f"{files[0].parent}: no samples.jsonl beside the results file; compare pairs "
+            "samples by id and needs the run directory"
+        )
     return side
 
 
@@ -120,19 +124,27 @@ def check_complete(side: Side, keys: Sequence[Key]) -> None:
             if have < expected:
                 short.append(f"{task}/{variant} has {have} of {expected} samples")
     if short:
-        raise ConfigError(f"{side.path.parent}: incomplete run ({'; '.join(short)}): rerun the same "
-                          "`emobench run` command to finish it before comparing")
+        raise ConfigError(
+            f"{side.path.parent}: incomplete run ({'; '.join(short)}): rerun the same "
+            "`emobench run` command to finish it before comparing"
+        )
 
 
 def comparability_signature(manifest: dict[str, Any], task: str, variant: str) -> dict[str, Any]:
     """What must be equal for two runs of a task to be compared or ranked together."""
     t = manifest.get("tasks", {}).get(task, {})
     model = manifest.get("model", {})
-    return {"dataset fingerprint": t.get("dataset_fingerprint"), "template hash": t.get("template_hash"),
-            "task args": t.get("args"),
-            "generation params": {"task": t.get("generation"), "overrides": model.get("generation_overrides"),
-                                  "system_prompt": model.get("system_prompt")},
-            "variant config": manifest.get("variants", {}).get(variant)}
+    return {
+        "dataset fingerprint": t.get("dataset_fingerprint"),
+        "template hash": t.get("template_hash"),
+        "task args": t.get("args"),
+        "generation params": {
+            "task": t.get("generation"),
+            "overrides": model.get("generation_overrides"),
+            "system_prompt": model.get("system_prompt"),
+        },
+        "variant config": manifest.get("variants", {}).get(variant),
+    }
 
 
 def incomparable_reasons(base: dict[str, Any], cand: dict[str, Any], task: str, variant: str) -> list[str]:
@@ -149,8 +161,11 @@ def numerics_warning(base: dict[str, Any], cand: dict[str, Any]) -> str | None:
     if not isinstance(a, dict) or not isinstance(b, dict) or a == b:
         return None
     fa, fb = _flat(a), _flat(b)
-    diffs = [f"{k}: {_short(fa.get(k))} vs {_short(fb.get(k))}" for k in sorted(set(fa) | set(fb))
-             if fa.get(k) != fb.get(k)]
+    diffs = [
+        f"{k}: {_short(fa.get(k))} vs {_short(fb.get(k))}"
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k) != fb.get(k)
+    ]
     return f"results come from different numerics: {'; '.join(diffs)} (baseline vs candidate)"
 
 
@@ -170,6 +185,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 # ---- what a task is measured on ----------------------------------------------------------------------
+
 
 def _mean_score(records: list[ScoredRecord]) -> float:
     return sum(float(r.get("score") or 0.0) for r in records) / len(records) if records else math.nan
@@ -191,8 +207,9 @@ def task_statistic(manifest: dict[str, Any], task: str, metric: str, task_files:
     return statistic
 
 
-def measure(pairs: Paired, manifest: dict[str, Any], task: str, metric: str,
-            task_files: Sequence[str]) -> tuple[str, PairedResult | None, str | None]:
+def measure(
+    pairs: Paired, manifest: dict[str, Any], task: str, metric: str, task_files: Sequence[str]
+) -> tuple[str, PairedResult | None, str | None]:
     """(what was measured, the paired result, a note). On the task's primary metric; when the task
     cannot be rebuilt here (a plugin not installed, a task file not given) or its aggregate fails on
     the recorded samples, on the mean per-sample score, and the note says so."""
@@ -201,18 +218,32 @@ def measure(pairs: Paired, manifest: dict[str, Any], task: str, metric: str,
             return metric, paired_compare(pairs, task_statistic(manifest, task, metric, task_files)), None
         except Exception as exc:  # plugin code: whatever it raises, the gate still answers
             unknown = isinstance(exc, KeyError) and exc.args == (task,)
-            why = "not a known task: install its plugin or pass --task-file" if unknown else \
-                f"{type(exc).__name__}: {exc}"
-            note = (f"the {metric} of task {task} cannot be recomputed here ({why}), so it is gated on the "
-                    "mean per-sample score")
+            why = (
+                "not a known task: install its plugin or pass --task-file"
+                if unknown
+                else f"{type(exc).__name__}: {exc}"
+            )
+            note = (
+                f"the {metric} of task {task} cannot be recomputed here ({why}), so it is gated on the "
+                "mean per-sample score"
+            )
             return "mean score", paired_compare(pairs, _mean_score), note
 
 
 # ---- the gate ----------------------------------------------------------------------------------------
 
-def compare(baseline: str | Path, candidate: str | Path, max_drop: float = 0.02, alpha: float = 0.05,
-            tasks: list[str] | None = None, force: bool = False, allow_errors: int = 0,
-            task_max_drop: dict[str, float] | None = None, task_files: Sequence[str] = ()) -> dict[str, Any]:
+
+def compare(
+    baseline: str | Path,
+    candidate: str | Path,
+    max_drop: float = 0.02,
+    alpha: float = 0.05,
+    tasks: list[str] | None = None,
+    force: bool = False,
+    allow_errors: int = 0,
+    task_max_drop: dict[str, float] | None = None,
+    task_files: Sequence[str] = (),
+) -> dict[str, Any]:
     """The comparison report (a JSON-ready dict) with its `exit_code`."""
     s = Settings(max_drop, dict(task_max_drop or {}), alpha, force, allow_errors, task_files)
     if min([s.max_drop, *s.task_max_drop.values()]) < 0 or not 0 < s.alpha < 1 or s.allow_errors < 0:
@@ -230,12 +261,22 @@ def compare(baseline: str | Path, candidate: str | Path, max_drop: float = 0.02,
         r["status"] = _status(r, s.alpha, too_many_errors)
     exit_code, verdict = _verdict(rows, s.allow_errors)
     warning = numerics_warning(base.manifest, cand.manifest)
-    return {"baseline": {"model": base.label, "path": str(base.path)},
-            "candidate": {"model": cand.label, "path": str(cand.path)},
-            "max_drop": s.max_drop, "task_max_drop": s.task_max_drop, "alpha": s.alpha,
-            "allow_errors": s.allow_errors, "forced": s.force, "rounds": ROUNDS, "units": UNITS,
-            "method": METHOD, "warnings": [warning] if warning else [], "rows": rows, "exit_code": exit_code,
-            "verdict": verdict}
+    return {
+        "baseline": {"model": base.label, "path": str(base.path)},
+        "candidate": {"model": cand.label, "path": str(cand.path)},
+        "max_drop": s.max_drop,
+        "task_max_drop": s.task_max_drop,
+        "alpha": s.alpha,
+        "allow_errors": s.allow_errors,
+        "forced": s.force,
+        "rounds": ROUNDS,
+        "units": UNITS,
+        "method": METHOD,
+        "warnings": [warning] if warning else [],
+        "rows": rows,
+        "exit_code": exit_code,
+        "verdict": verdict,
+    }
 
 
 def _selected(base: Side, tasks: list[str] | None, s: Settings) -> list[Key]:
@@ -251,11 +292,31 @@ def _selected(base: Side, tasks: list[str] | None, s: Settings) -> list[Key]:
 
 
 def _new_row(task: str, variant: str, margin: float) -> dict[str, Any]:
-    return {"task": task, "variant": variant, "name": task if variant == "direct" else f"{task}/{variant}",
-            "metric": None, "max_drop": margin, "status": "missing", "n_paired": 0, "n_groups": 0,
-            "n_errors": 0, "n_unpaired": 0, "baseline": None, "candidate": None, "delta": None,
-            "ci_low": None, "ci_high": None, "test": None, "worse": None, "better": None, "p": None,
-            "p_holm": None, "failed": None, "reasons": [], "notes": []}
+    return {
+        "task": task,
+        "variant": variant,
+        "name": task if variant == "direct" else f"{task}/{variant}",
+        "metric": None,
+        "max_drop": margin,
+        "status": "missing",
+        "n_paired": 0,
+        "n_groups": 0,
+        "n_errors": 0,
+        "n_unpaired": 0,
+        "baseline": None,
+        "candidate": None,
+        "delta": None,
+        "ci_low": None,
+        "ci_high": None,
+        "test": None,
+        "worse": None,
+        "better": None,
+        "p": None,
+        "p_holm": None,
+        "failed": None,
+        "reasons": [],
+        "notes": [],
+    }
 
 
 def _pair(b: dict[str, ScoredRecord], c: dict[str, ScoredRecord]) -> tuple[list[str], int, int]:
@@ -280,8 +341,9 @@ def _compare_one(base: Side, cand: Side, key: Key, s: Settings) -> dict[str, Any
     b, c = base.records[key], cand.records[key]
     ids, row["n_errors"], row["n_unpaired"] = _pair(b, c)
     if row["n_unpaired"]:
-        row["notes"].append(f"{row['n_unpaired']} sample(s) not paired (failed in the baseline or present "
-                            "in one run only)")
+        row["notes"].append(
+            f"{row['n_unpaired']} sample(s) not paired (failed in the baseline or present in one run only)"
+        )
     if not ids:
         reasons.append("no sample scored by both runs")
     row["reasons"] = reasons
@@ -292,8 +354,9 @@ def _compare_one(base: Side, cand: Side, key: Key, s: Settings) -> dict[str, Any
     row["metric"], result, note = measure(pairs, base.manifest, task, metric or "accuracy", s.task_files)
     row["notes"] += [note] if note else []
     if result is None:
-        row.update(status="incomparable",
-                   reasons=[*reasons, f"{row['metric']} is undefined on the paired samples"])
+        row.update(
+            status="incomparable", reasons=[*reasons, f"{row['metric']} is undefined on the paired samples"]
+        )
         return row
     row.update(n_paired=len(ids), status="ok", **vars(result))
     if (failed := cand.failed_note(key)) and not base.failed_note(key):
@@ -329,12 +392,14 @@ def _verdict(rows: list[dict[str, Any]], allow_errors: int) -> tuple[int, str]:
     if regressed:
         parts.append(f"{len(regressed)} task(s) regressed ({_names(regressed)})")
     if too_many:
-        parts.append(f"{n_failed} candidate sample(s) failed where the baseline has a result "
-                     f"({_names(failing)}; --allow-errors {allow_errors})")
+        parts.append(
+            f"{n_failed} candidate sample(s) failed where the baseline has a result "
+            f"({_names(failing)}; --allow-errors {allow_errors})"
+        )
     if blocked:
         parts.append(f"{len(blocked)} task(s) cannot be compared ({_names(blocked)})")
     if not parts:
         within = f" ({n_failed} failed candidate sample(s) within --allow-errors {allow_errors})"
         return EXIT_OK, "no regression" + (within if n_failed else "")
-    code = (EXIT_REGRESSION if regressed else EXIT_SAMPLES_FAILED if too_many else EXIT_BAD_INPUT)
+    code = EXIT_REGRESSION if regressed else EXIT_SAMPLES_FAILED if too_many else EXIT_BAD_INPUT
     return code, "; ".join(parts)

@@ -9,8 +9,20 @@ from typing import Any
 
 from .errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REGRESSION, EXIT_SAMPLES_FAILED
 
-HEADERS = ["task", "metric", "n", "failed", "baseline", "candidate", "delta [95% CI]", "max drop", "test",
-           "p", "p (Holm)", "status"]
+HEADERS = [
+    "task",
+    "metric",
+    "n",
+    "failed",
+    "baseline",
+    "candidate",
+    "delta [95% CI]",
+    "max drop",
+    "test",
+    "p",
+    "p (Holm)",
+    "status",
+]
 BLOCKED = ("incomparable", "missing")
 
 
@@ -23,23 +35,37 @@ def _cells(r: dict[str, Any]) -> list[str]:
     why = [*r["reasons"], *([r["failed"]] if r.get("failed") else [])]
     status = r["status"] + (f" ({'; '.join(why)})" if why else "")
     test = "-" if r["test"] is None else f"{r['test']} {r['worse']}↓/{r['better']}↑"
-    return [r["name"], r["metric"] or "-", str(r["n_paired"]), str(r["n_errors"]), _num(r["baseline"]),
-            _num(r["candidate"]), ci, format(r["max_drop"], "g"), test, _num(r["p"], ".3g"),
-            _num(r["p_holm"], ".3g"), status]
+    return [
+        r["name"],
+        r["metric"] or "-",
+        str(r["n_paired"]),
+        str(r["n_errors"]),
+        _num(r["baseline"]),
+        _num(r["candidate"]),
+        ci,
+        format(r["max_drop"], "g"),
+        test,
+        _num(r["p"], ".3g"),
+        _num(r["p_holm"], ".3g"),
+        status,
+    ]
 
 
 def _title(report: dict[str, Any]) -> str:
-    return (f"emobench compare: {report['candidate']['model']} vs baseline {report['baseline']['model']} "
-            f"(max drop {report['max_drop']:g}, alpha {report['alpha']:g}, "
-            f"allow errors {report['allow_errors']})")
+    return (
+        f"emobench compare: {report['candidate']['model']} vs baseline {report['baseline']['model']} "
+        f"(max drop {report['max_drop']:g}, alpha {report['alpha']:g}, "
+        f"allow errors {report['allow_errors']})"
+    )
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
     """Warnings and per-task notes, one line each: what a reader must know beside the numbers."""
     lines = [f"warning: {w}" for w in report["warnings"]]
     lines += [f"note: {r['name']}: {n}" for r in report["rows"] for n in r["notes"]]
-    return lines + [f"{report['units']}; failed = candidate samples that failed where the baseline has "
-                    "a result"]
+    return lines + [
+        f"{report['units']}; failed = candidate samples that failed where the baseline has a result"
+    ]
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -61,16 +87,26 @@ def _md_escape(text: str) -> str:
 def format_markdown(report: dict[str, Any]) -> str:
     icons = {EXIT_OK: "✅", EXIT_REGRESSION: "❌", EXIT_BAD_INPUT: "⚠️", EXIT_SAMPLES_FAILED: "❌"}
     icon = icons[report["exit_code"]]
-    lines = [f"### {icon} {_md_escape(_title(report))}", "",
-             f"**Verdict: {_md_escape(report['verdict'])}** (exit {report['exit_code']}).", "",
-             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines = [
+        f"### {icon} {_md_escape(_title(report))}",
+        "",
+        f"**Verdict: {_md_escape(report['verdict'])}** (exit {report['exit_code']}).",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
     for r in report["rows"]:
         cells = [_md_escape(c) for c in _cells(r)]
         if r["status"] in ("regression", "errors"):
             cells[-1] = f"**{cells[-1]}**"
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", *[f"- {_md_escape(n)}" for n in _notes(report)], "",
-              f"<sub>{_md_escape(report['method'])}.</sub>", ""]
+    lines += [
+        "",
+        *[f"- {_md_escape(n)}" for n in _notes(report)],
+        "",
+        f"<sub>{_md_escape(report['method'])}.</sub>",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -78,9 +114,14 @@ def format_junit(report: dict[str, Any]) -> str:
     """JUnit XML, one test case per task: a regression is a failure; failed candidate samples beyond
     the allowance, and a task that cannot be compared, are errors."""
     rows = report["rows"]
-    suite = ET.Element("testsuite", name="emobench.compare", tests=str(len(rows)),
-                       failures=str(sum(r["status"] == "regression" for r in rows)),
-                       errors=str(sum(r["status"] in (*BLOCKED, "errors") for r in rows)), time="0")
+    suite = ET.Element(
+        "testsuite",
+        name="emobench.compare",
+        tests=str(len(rows)),
+        failures=str(sum(r["status"] == "regression" for r in rows)),
+        errors=str(sum(r["status"] in (*BLOCKED, "errors") for r in rows)),
+        time="0",
+    )
     props = ET.SubElement(suite, "properties")
     for k in ("max_drop", "alpha", "allow_errors"):
         ET.SubElement(props, "property", name=k, value=str(report[k]))
@@ -93,11 +134,16 @@ def format_junit(report: dict[str, Any]) -> str:
             fell = r.get("failed") or f"{r['metric']} fell by {-r['delta']:.3f}"
             ET.SubElement(case, "failure", message=f"{r['name']}: {fell}", type="regression").text = summary
         elif r["status"] == "errors":
-            ET.SubElement(case, "error", message=f"{r['name']}: {r['n_errors']} candidate sample(s) failed",
-                          type="errors").text = summary
+            ET.SubElement(
+                case,
+                "error",
+                message=f"{r['name']}: {r['n_errors']} candidate sample(s) failed",
+                type="errors",
+            ).text = summary
         elif r["status"] in BLOCKED:
-            ET.SubElement(case, "error", message=f"{r['name']}: {'; '.join(r['reasons'])}",
-                          type=r["status"]).text = summary
+            ET.SubElement(
+                case, "error", message=f"{r['name']}: {'; '.join(r['reasons'])}", type=r["status"]
+            ).text = summary
         else:
             ET.SubElement(case, "system-out").text = summary
     ET.SubElement(suite, "system-out").text = "\n".join(_notes(report))

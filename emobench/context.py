@@ -72,7 +72,7 @@ def _suffix_chars(text: str, budget: int, count: Callable[[str], int]) -> int:
     lo, hi = 0, len(text)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count(text[len(text) - mid:]) <= budget:
+        if count(text[len(text) - mid :]) <= budget:
             lo = mid
         else:
             hi = mid - 1
@@ -86,15 +86,16 @@ def truncate_text(text: str, budget: int, policy: str, count: Callable[[str], in
     if count(text) <= budget:
         return text
     if policy == "left":
-        return text[len(text) - _suffix_chars(text, budget, count):]
+        return text[len(text) - _suffix_chars(text, budget, count) :]
     budget -= count(MARKER)
     head = _prefix_chars(text, budget // 2, count)
     tail = _suffix_chars(text, budget - budget // 2, count)
-    return text[:head] + MARKER + text[len(text) - tail:]
+    return text[:head] + MARKER + text[len(text) - tail :]
 
 
-def fit_messages(messages: list[Message], context: str | None, client: Window, max_tokens: int,
-                 policy: str = "middle") -> tuple[list[Message], dict[str, Any]]:
+def fit_messages(
+    messages: list[Message], context: str | None, client: Window, max_tokens: int, policy: str = "middle"
+) -> tuple[list[Message], dict[str, Any]]:
     """Shorten `context` inside `messages` so that prompt + `max_tokens` fit `client.context_window`.
 
     Returns the (possibly new) messages and the record of what was done. When the context does not
@@ -116,12 +117,17 @@ def fit_messages(messages: list[Message], context: str | None, client: Window, m
     budget = (window - max_tokens - SAFETY_TOKENS - other) // max(1, occurrences)
     info.update(context_tokens=target_tokens)
     if policy == "error" or budget <= 0:
-        raise ContextTooLong(f"context of {target_tokens} tokens does not fit the {window}-token window "
-                             f"(other prompt parts {other}, max_tokens {max_tokens}; truncate={policy})")
+        raise ContextTooLong(
+            f"context of {target_tokens} tokens does not fit the {window}-token window "
+            f"(other prompt parts {other}, max_tokens {max_tokens}; truncate={policy})"
+        )
     kept = truncate_text(target, budget, policy, count)
     fitted = [{**m, "content": m["content"].replace(target, kept)} for m in messages]
-    info.update(truncated=True, kept_tokens=count(kept),
-                prompt_tokens=sum(count(m["content"]) + TOKENS_PER_MESSAGE for m in fitted))
+    info.update(
+        truncated=True,
+        kept_tokens=count(kept),
+        prompt_tokens=sum(count(m["content"]) + TOKENS_PER_MESSAGE for m in fitted),
+    )
     return fitted, info
 
 
@@ -135,8 +141,9 @@ class LongContextTask:
 
     LONG_CONTEXT_ARGS: ClassVar[dict[str, Any]] = {"truncate": "middle"}
 
-    def fit_context(self, sample: Sample, messages: list[Message],
-                    client: ModelClient) -> tuple[list[Message], dict[str, Any]]:
+    def fit_context(
+        self, sample: Sample, messages: list[Message], client: ModelClient
+    ) -> tuple[list[Message], dict[str, Any]]:
         policy = check_policy(str(self.args.get("truncate", "middle")))  # type: ignore[attr-defined]
         max_tokens = int(client.gen_overrides.get("max_tokens") or self.gen_params.max_tokens)  # type: ignore[attr-defined]
         return fit_messages(messages, sample.context, client, max_tokens, policy)

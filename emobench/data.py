@@ -39,14 +39,18 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             if len(raw) > MAX_LINE_BYTES:
-                raise DataError(str(path), f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} byte limit", line_no)
+                raise DataError(
+                    str(path), f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES} byte limit", line_no
+                )
             text = _decode(path, raw, line_no).strip()
             if not text:
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(str(path), f"invalid JSON ({exc.msg} at column {exc.colno})", line_no) from None
+                raise DataError(
+                    str(path), f"invalid JSON ({exc.msg} at column {exc.colno})", line_no
+                ) from None
             if not isinstance(obj, dict):
                 raise DataError(str(path), f"expected a JSON object, got {type(obj).__name__}", line_no)
             seen = True
@@ -84,7 +88,9 @@ def read_csv(path: str | Path, delimiter: str | None = None) -> Iterator[tuple[i
     header = reader.fieldnames or []
     for row in reader:
         if None in row or any(v is None for v in row.values()):
-            raise DataError(str(path), f"row has {len(row)} fields, header has {len(header)}", reader.line_num)
+            raise DataError(
+                str(path), f"row has {len(row)} fields, header has {len(header)}", reader.line_num
+            )
         yield reader.line_num, row
 
 
@@ -176,8 +182,9 @@ def hub_offline() -> bool:
     return hub_unavailable() is not None
 
 
-def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: str = "train",
-             name: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def hub_rows(
+    repo_id: str, *, data_files: str | list[str] | None = None, split: str = "train", name: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a Hugging Face hub dataset, numbered from 1 (for error messages).
 
     `datasets` is imported lazily: it is slow to import and only needed when data comes from the hub.
@@ -194,8 +201,11 @@ def hub_rows(repo_id: str, *, data_files: str | list[str] | None = None, split: 
         with _cache_only(datasets, reason is not None):
             ds = datasets.load_dataset(repo_id, name, **kwargs)
     except Exception as exc:  # missing repo or file, a server error, not in the cache while offline
-        why = (f"{reason}, and the dataset is not in the local `datasets` cache" if reason is not None else
-               f"could not load from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+        why = (
+            f"{reason}, and the dataset is not in the local `datasets` cache"
+            if reason is not None
+            else f"could not load from the Hugging Face hub ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        )
         raise DataError(f"hf://{repo_id}", f"{why}; pass --data-dir with the original files") from None
     for i, row in enumerate(ds, start=1):
         yield i, dict(row)

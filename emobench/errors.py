@@ -5,10 +5,10 @@ branch on the code without parsing output."""
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_REGRESSION = 1       # a check failed: `compare` found a regression (`audit-keywords`: a leak)
-EXIT_BAD_INPUT = 2        # bad input or flag, or runs that cannot be compared (every EmobenchError)
-EXIT_SAMPLES_FAILED = 3   # model calls failed after every retry: `run` finished with failed samples,
-                          # or `compare`'s candidate has more than --allow-errors of them
+EXIT_REGRESSION = 1  # a check failed: `compare` found a regression (`audit-keywords`: a leak)
+EXIT_BAD_INPUT = 2  # bad input or flag, or runs that cannot be compared (every EmobenchError)
+EXIT_SAMPLES_FAILED = 3  # model calls failed after every retry: `run` finished with failed samples,
+# or `compare`'s candidate has more than --allow-errors of them
 
 
 class EmobenchError(Exception):

@@ -20,11 +20,43 @@ from typing import Any
 from .errors import ConfigError
 from .runstore import RESULTS, SAMPLES, load_run
 
-RESULT_COLUMNS = ["model", "task", "variant", "metric", "primary", "value", "ci_low", "ci_high", "n",
-                  "n_samples", "n_unparseable", "n_errors", "parse_failure_rate", "calls", "cost_usd",
-                  "dataset_fingerprint", "template_hash", "manifest_hash", "started", "run_dir"]
-SAMPLE_COLUMNS = ["sample_id", "task", "variant", "outcome", "score", "parsed", "target", "prompt",
-                  "response", "error", "latency_s", "calls", "cost_usd"]
+RESULT_COLUMNS = [
+    "model",
+    "task",
+    "variant",
+    "metric",
+    "primary",
+    "value",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_samples",
+    "n_unparseable",
+    "n_errors",
+    "parse_failure_rate",
+    "calls",
+    "cost_usd",
+    "dataset_fingerprint",
+    "template_hash",
+    "manifest_hash",
+    "started",
+    "run_dir",
+]
+SAMPLE_COLUMNS = [
+    "sample_id",
+    "task",
+    "variant",
+    "outcome",
+    "score",
+    "parsed",
+    "target",
+    "prompt",
+    "response",
+    "error",
+    "latency_s",
+    "calls",
+    "cost_usd",
+]
 
 
 def resolve_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -46,8 +78,10 @@ def resolve_paths(paths: str | Path | Iterable[str | Path]) -> list[Path]:
             elif p.is_dir():
                 hits.extend(sorted(p.glob(f"*/{RESULTS}")))
         if not hits and not glob.has_magic(text):
-            raise ConfigError(f"{text}: no results file there (expected a run directory, a results.json "
-                              "or a folder of run directories)")
+            raise ConfigError(
+                f"{text}: no results file there (expected a run directory, a results.json "
+                "or a folder of run directories)"
+            )
         found.extend(hits)
     unique: dict[Path, None] = {}
     for p in found:
@@ -80,18 +114,30 @@ def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         task_m = manifest.get("tasks", {}).get(e["task"], {})
         usage = e.get("usage") or {}
         for name, m in (e.get("metrics") or {}).items():
-            rows.append({
-                "model": model_label(results), "task": e["task"], "variant": e["variant"], "metric": name,
-                "primary": name == e.get("primary_metric"), "value": m.get("value"),
-                "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
-                "n_samples": e.get("n_samples"), "n_unparseable": e.get("n_unparseable"),
-                "n_errors": e.get("n_errors"), "parse_failure_rate": e.get("parse_failure_rate"),
-                "calls": usage.get("calls"), "cost_usd": usage.get("cost_usd"),
-                "dataset_fingerprint": task_m.get("dataset_fingerprint"),
-                "template_hash": task_m.get("template_hash"), "manifest_hash": results.get("manifest_hash"),
-                "started": (results.get("run") or {}).get("started"),
-                "run_dir": str(Path(results["_path"]).parent),
-            })
+            rows.append(
+                {
+                    "model": model_label(results),
+                    "task": e["task"],
+                    "variant": e["variant"],
+                    "metric": name,
+                    "primary": name == e.get("primary_metric"),
+                    "value": m.get("value"),
+                    "ci_low": m.get("ci_low"),
+                    "ci_high": m.get("ci_high"),
+                    "n": m.get("n"),
+                    "n_samples": e.get("n_samples"),
+                    "n_unparseable": e.get("n_unparseable"),
+                    "n_errors": e.get("n_errors"),
+                    "parse_failure_rate": e.get("parse_failure_rate"),
+                    "calls": usage.get("calls"),
+                    "cost_usd": usage.get("cost_usd"),
+                    "dataset_fingerprint": task_m.get("dataset_fingerprint"),
+                    "template_hash": task_m.get("template_hash"),
+                    "manifest_hash": results.get("manifest_hash"),
+                    "started": (results.get("run") or {}).get("started"),
+                    "run_dir": str(Path(results["_path"]).parent),
+                }
+            )
     return rows
 
 
@@ -123,5 +169,6 @@ def load_samples(run_dir: str | Path):
     """samples.jsonl of a run as a DataFrame (one row per task x variant x sample)."""
     import pandas as pd
 
-    return pd.DataFrame([{k: rec.get(k) for k in SAMPLE_COLUMNS} for rec in iter_samples(run_dir)],
-                        columns=SAMPLE_COLUMNS)
+    return pd.DataFrame(
+        [{k: rec.get(k) for k in SAMPLE_COLUMNS} for rec in iter_samples(run_dir)], columns=SAMPLE_COLUMNS
+    )

@@ -34,9 +34,14 @@ from emobench.lmeval_export import load_docs, process_results  # noqa: F401
 '''
 
 
-def export_tasks(out_dir: Path, task_names: list[str], task_args: dict[str, Any] | None = None,
-                 task_files: list[str] | tuple[str, ...] = (), data_dir: str | None = None,
-                 limit: int | None = None) -> tuple[list[str], dict[str, str]]:
+def export_tasks(
+    out_dir: Path,
+    task_names: list[str],
+    task_args: dict[str, Any] | None = None,
+    task_files: list[str] | tuple[str, ...] = (),
+    data_dir: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[str], dict[str, str]]:
     """Write the lm-eval files for `task_names`. Returns (exported names, {skipped name: reason}) so
     that one task with a bad `--task-arg` does not stop the others."""
     from .registry import make_task
@@ -52,8 +57,13 @@ def export_tasks(out_dir: Path, task_names: list[str], task_args: dict[str, Any]
         except EmobenchError as exc:
             skipped[name] = str(exc)
             continue
-        loader = {"emobench_task": name, "task_args": dict(task_args or {}), "task_files": files,
-                  "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None, "limit": limit}
+        loader = {
+            "emobench_task": name,
+            "task_args": dict(task_args or {}),
+            "task_files": files,
+            "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+            "limit": limit,
+        }
         text = yaml.safe_dump(task_yaml(task, loader), sort_keys=False, allow_unicode=True)
         # lm-eval resolves `!function` tags; safe_dump can only write the tag as a quoted string
         text = re.sub(r"'(!function utils\.\w+)'", r"\1", text)
@@ -75,16 +85,27 @@ def task_yaml(task: Task, loader: dict[str, Any]) -> dict[str, Any]:
         "doc_to_text": "user",
         "process_results": "!function utils.process_results",
         "metric_list": [{"metric": metric, "aggregation": "mean", "higher_is_better": True}],
-        "metadata": {"version": 1.0, "emobench_template_hash": task.template_hash(),
-                     "emobench_source": task.source},
+        "metadata": {
+            "version": 1.0,
+            "emobench_template_hash": task.template_hash(),
+            "emobench_source": task.source,
+        },
     }
     if task.output_mode == "multiple_choice":
-        spec.update(output_type="multiple_choice", doc_to_choice="{{choices}}", doc_to_target="gold",
-                    target_delimiter="")
+        spec.update(
+            output_type="multiple_choice",
+            doc_to_choice="{{choices}}",
+            doc_to_target="gold",
+            target_delimiter="",
+        )
     else:
         p = task.gen_params
-        kwargs: dict[str, Any] = {"until": list(p.stop or []), "max_gen_toks": p.max_tokens,
-                                  "do_sample": p.temperature > 0, "temperature": p.temperature}
+        kwargs: dict[str, Any] = {
+            "until": list(p.stop or []),
+            "max_gen_toks": p.max_tokens,
+            "do_sample": p.temperature > 0,
+            "temperature": p.temperature,
+        }
         if p.top_p is not None:
             kwargs["top_p"] = p.top_p
         spec.update(output_type="generate_until", doc_to_target="target", generation_kwargs=kwargs)
@@ -99,21 +120,36 @@ def _rows(task: Task, task_args: dict[str, Any], task_files: list[str], limit: i
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         others = [m for m in messages if m["role"] != "system"]
         if len(others) != 1 or others[0]["role"] != "user":
-            raise ConfigError(f"task {task.name}: sample {sample.id} renders a multi-turn chat, which lm-eval "
-                              "tasks cannot express")
+            raise ConfigError(
+                f"task {task.name}: sample {sample.id} renders a multi-turn chat, which lm-eval "
+                "tasks cannot express"
+            )
         space = task.answer_space(sample)
-        yield {"id": sample.id, "system": system, "user": others[0]["content"],
-               "choices": [task.continuation(a, sample) for a in space],
-               "gold": space.index(sample.target) if sample.target in space else -1,
-               "target": task.format_answer(sample.target, sample) if sample.target in space else str(sample.target),
-               "emobench_task": task.name, "task_args": json.dumps(task_args, sort_keys=True, default=str),
-               "task_files": json.dumps(task_files),
-               "sample": json.dumps(asdict(sample), ensure_ascii=False, default=str)}
+        yield {
+            "id": sample.id,
+            "system": system,
+            "user": others[0]["content"],
+            "choices": [task.continuation(a, sample) for a in space],
+            "gold": space.index(sample.target) if sample.target in space else -1,
+            "target": task.format_answer(sample.target, sample)
+            if sample.target in space
+            else str(sample.target),
+            "emobench_task": task.name,
+            "task_args": json.dumps(task_args, sort_keys=True, default=str),
+            "task_files": json.dumps(task_files),
+            "sample": json.dumps(asdict(sample), ensure_ascii=False, default=str),
+        }
 
 
 # ---- called by lm-eval, through the generated utils.py ------------------------------------------------
-def load_docs(emobench_task: str, task_args: dict[str, Any] | None = None, task_files: list[str] | None = None,
-              data_dir: str | None = None, limit: int | None = None, **_metadata: Any):
+def load_docs(
+    emobench_task: str,
+    task_args: dict[str, Any] | None = None,
+    task_files: list[str] | None = None,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    **_metadata: Any,
+):
     """lm-eval's `custom_dataset` hook: the task's samples, loaded and rendered by emobench, as the
     `test` split. lm-eval passes the YAML's `metadata` keys as well; they are not needed here."""
     import datasets  # lm-eval has already imported it

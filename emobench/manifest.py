@@ -68,8 +68,9 @@ class PreparedTask:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -95,43 +96,69 @@ def check_samples(task: Task, samples: list[Sample], split: str, limit: int | No
     skip the second); a task with no samples would give an empty result that reads like a score."""
     source = task.data_dir or task.source or "its loader"
     if not samples:
-        raise DataError(source, f"task {task.name} loaded 0 samples (split {split!r}"
-                        f"{f', --limit {limit}' if limit is not None else ''}): check --data-dir, --split "
-                        "and --task-arg")
+        raise DataError(
+            source,
+            f"task {task.name} loaded 0 samples (split {split!r}"
+            f"{f', --limit {limit}' if limit is not None else ''}): check --data-dir, --split "
+            "and --task-arg",
+        )
     first: dict[str, int] = {}
     for position, sample in enumerate(samples, 1):
         seen = first.setdefault(sample.id, position)
         if seen != position:
-            raise DataError(source, f"task {task.name}: sample id {sample.id!r} appears twice (samples #{seen} "
-                            f"and #{position} of split {split!r}); sample ids must be unique")
+            raise DataError(
+                source,
+                f"task {task.name}: sample id {sample.id!r} appears twice (samples #{seen} "
+                f"and #{position} of split {split!r}); sample ids must be unique",
+            )
 
 
 def environment(backend: Backend) -> Environment:
     """Where the answers' numerics come from; recorded, not hashed (see the module docstring)."""
-    return cast(Environment, {"python": platform.python_version(), "platform": platform.platform(),
-                              "machine": platform.machine(), **backend.environment()})
+    return cast(
+        Environment,
+        {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            **backend.environment(),
+        },
+    )
 
 
-def build_manifest(config: RunConfig, backend: Backend, tasks: list[PreparedTask],
-                   variants: list[Variant]) -> Manifest:
+def build_manifest(
+    config: RunConfig, backend: Backend, tasks: list[PreparedTask], variants: list[Variant]
+) -> Manifest:
     """Everything that determines the results. Two runs with equal manifest hashes are comparable."""
     return {
         "harness_version": __version__,
         "git_commit": git_commit(),
         "environment": environment(backend),
         "task_files": [str(Path(f).resolve()) for f in config.task_files],
-        "model": cast(ModelManifest, {
-            "spec": config.model or "smollm2", **backend.identity(),
-            "generation_overrides": {"temperature": config.temperature, "max_tokens": config.max_tokens},
-            "system_prompt": config.system_prompt}),
+        "model": cast(
+            ModelManifest,
+            {
+                "spec": config.model or "smollm2",
+                **backend.identity(),
+                "generation_overrides": {"temperature": config.temperature, "max_tokens": config.max_tokens},
+                "system_prompt": config.system_prompt,
+            },
+        ),
         "seed": config.seed,
         "split": config.split,
         "limit": config.limit,
-        "tasks": {p.task.name: {"args": p.task.args, "dataset_fingerprint": p.fingerprint,
-                                "template_hash": p.task.template_hash(), "n": len(p.samples),
-                                "family": p.task.family, "output_mode": p.task.output_mode,
-                                "generation": cast(GenerationParams, asdict(p.task.gen_params))}
-                  for p in tasks},
+        "tasks": {
+            p.task.name: {
+                "args": p.task.args,
+                "dataset_fingerprint": p.fingerprint,
+                "template_hash": p.task.template_hash(),
+                "n": len(p.samples),
+                "family": p.task.family,
+                "output_mode": p.task.output_mode,
+                "generation": cast(GenerationParams, asdict(p.task.gen_params)),
+            }
+            for p in tasks
+        },
         "variants": {v.name: v.config() for v in variants},
     }
 

@@ -69,8 +69,9 @@ def point_estimates_only() -> Iterator[None]:
         _INTERVALS.reset(token)
 
 
-def bootstrap_ci(data: Any, statistic: Callable[..., float], rounds: int = BOOTSTRAP_ROUNDS,
-                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+def bootstrap_ci(
+    data: Any, statistic: Callable[..., float], rounds: int = BOOTSTRAP_ROUNDS, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float]:
     """Percentile bootstrap. `data` is an array (rows are resampled) or a tuple of aligned arrays."""
     if not _INTERVALS.get():
         return (float("nan"), float("nan"))
@@ -110,8 +111,9 @@ def f1_scores(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any]) -
     return {"per_class": per, "macro_f1": macro, "weighted_f1": weighted}
 
 
-def macro_f1_metric(gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any],
-                    weighted: bool = False) -> Metric:
+def macro_f1_metric(
+    gold: Sequence[Any], pred: Sequence[Any], labels: Sequence[Any], weighted: bool = False
+) -> Metric:
     key = "weighted_f1" if weighted else "macro_f1"
     value = f1_scores(gold, pred, labels)[key]
     codes = {lab: i for i, lab in enumerate(labels)}

@@ -57,16 +57,17 @@ class PairedResult:
     ci_low: float
     ci_high: float
     p: float
-    test: str          # "mcnemar_exact" or "bootstrap"
-    worse: int         # samples whose own score fell (descriptive; the test is on the metric)
+    test: str  # "mcnemar_exact" or "bootstrap"
+    worse: int  # samples whose own score fell (descriptive; the test is on the metric)
     better: int
     n_groups: int
 
 
 def group_key(record: dict[str, Any]) -> str:
     """The resampling group of a record, by the rule that keeps dev/test splits apart."""
-    return group_of(Sample(id=str(record["sample_id"]), input="", target=None,
-                           metadata=record.get("metadata") or {}))
+    return group_of(
+        Sample(id=str(record["sample_id"]), input="", target=None, metadata=record.get("metadata") or {})
+    )
 
 
 def binomial_two_sided(k: int, n: int) -> float:
@@ -76,8 +77,10 @@ def binomial_two_sided(k: int, n: int) -> float:
         return 1.0
     m = min(k, n - k)
     log_half = n * math.log(0.5)
-    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
-               for i in range(m + 1))
+    tail = sum(
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + log_half)
+        for i in range(m + 1)
+    )
     return min(1.0, 2.0 * tail)
 
 
@@ -129,8 +132,9 @@ def _scores(records: list[dict[str, Any]]) -> np.ndarray:
     return np.array([float(r.get("score") or 0.0) for r in records], dtype=float)
 
 
-def _is_mean(statistic: Statistic, pairs: Paired, groups: _Groups, values: tuple[float, float],
-             seed: int) -> bool:
+def _is_mean(
+    statistic: Statistic, pairs: Paired, groups: _Groups, values: tuple[float, float], seed: int
+) -> bool:
     """Is `statistic` the mean of the per-sample scores? Checked on the full data and on the first
     resample(s): a coincidence on the full data alone is possible, on a random resample as well it is
     not."""
@@ -153,8 +157,9 @@ def _mean_deltas(pairs: Paired, groups: _Groups, rounds: int, seed: int) -> np.n
     return np.concatenate(out)
 
 
-def _statistic_deltas(statistic: Statistic, pairs: Paired, groups: _Groups, rounds: int,
-                      seed: int) -> np.ndarray:
+def _statistic_deltas(
+    statistic: Statistic, pairs: Paired, groups: _Groups, rounds: int, seed: int
+) -> np.ndarray:
     out = []
     for chunk in _draws(len(groups), rounds, seed):
         for draw in chunk:
@@ -172,8 +177,9 @@ def bootstrap_p(delta: float, deltas: np.ndarray) -> float:
     return 0.0 if sd == 0 else math.erfc(abs(delta) / sd / math.sqrt(2))
 
 
-def paired_compare(pairs: Paired, statistic: Statistic, rounds: int = ROUNDS,
-                   seed: int = BOOTSTRAP_SEED) -> PairedResult | None:
+def paired_compare(
+    pairs: Paired, statistic: Statistic, rounds: int = ROUNDS, seed: int = BOOTSTRAP_SEED
+) -> PairedResult | None:
     """Delta of `statistic` (candidate - baseline) with its bootstrap CI and a two-sided p-value;
     None when the statistic is undefined on the paired samples (e.g. AUROC with one class)."""
     if not pairs.base:
@@ -183,8 +189,11 @@ def paired_compare(pairs: Paired, statistic: Statistic, rounds: int = ROUNDS,
         return None
     groups = _Groups(pairs.base)
     mean_shaped = _is_mean(statistic, pairs, groups, values, seed)
-    deltas = (_mean_deltas(pairs, groups, rounds, seed) if mean_shaped
-              else _statistic_deltas(statistic, pairs, groups, rounds, seed))
+    deltas = (
+        _mean_deltas(pairs, groups, rounds, seed)
+        if mean_shaped
+        else _statistic_deltas(statistic, pairs, groups, rounds, seed)
+    )
     deltas = deltas[np.isfinite(deltas)]
     base, cand = _scores(pairs.base), _scores(pairs.cand)
     worse, better = int((cand < base).sum()), int((cand > base).sum())
@@ -194,7 +203,20 @@ def paired_compare(pairs: Paired, statistic: Statistic, rounds: int = ROUNDS,
         test, p = "mcnemar_exact", binomial_two_sided(better, worse + better)
     else:
         test, p = "bootstrap", bootstrap_p(delta, deltas)
-    lo, hi = (float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5))) if deltas.size else \
-        (math.nan, math.nan)
-    return PairedResult(baseline=values[0], candidate=values[1], delta=delta, ci_low=lo, ci_high=hi, p=p,
-                        test=test, worse=worse, better=better, n_groups=len(groups))
+    lo, hi = (
+        (float(np.percentile(deltas, 2.5)), float(np.percentile(deltas, 97.5)))
+        if deltas.size
+        else (math.nan, math.nan)
+    )
+    return PairedResult(
+        baseline=values[0],
+        candidate=values[1],
+        delta=delta,
+        ci_low=lo,
+        ci_high=hi,
+        p=p,
+        test=test,
+        worse=worse,
+        better=better,
+        n_groups=len(groups),
+    )

@@ -21,9 +21,13 @@ from typing import Any
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 _THINK = re.compile(r"^.*?</think>", re.DOTALL)
 # 'Answer: B', 'The answer is (B)', '**Final answer:** B'
-_ANSWER_LINE = re.compile(r"\b(?:final\s+answer|answer)\b[*\s]*(?:is\b)?[*\s]*[:：]?[*\s]*[\(\[]?\s*([A-Za-z0-9][^\n]*)",
-                          re.IGNORECASE)
-_LETTER_FIRST = re.compile(r"^[\(\[]?([A-Za-z])(?:[\)\]\.:,]|\s|$)\s*(.*)$", re.DOTALL)  # 'B', 'B) text', 'B because'
+_ANSWER_LINE = re.compile(
+    r"\b(?:final\s+answer|answer)\b[*\s]*(?:is\b)?[*\s]*[:：]?[*\s]*[\(\[]?\s*([A-Za-z0-9][^\n]*)",
+    re.IGNORECASE,
+)
+_LETTER_FIRST = re.compile(
+    r"^[\(\[]?([A-Za-z])(?:[\)\]\.:,]|\s|$)\s*(.*)$", re.DOTALL
+)  # 'B', 'B) text', 'B because'
 _OPTION_MARK = re.compile(r"(?<![\w])[\(\[]?([A-Za-z])[\)\]\.:]\s*\w")  # 'A) Joy', '(b) sadness', 'C. Anger'
 # a capital letter standing alone ('probably B', '(B)'), not the pronoun in "I think"/"I'd"
 _LONE_LETTER = re.compile(r"(?<![\w'])[\(\[]?(?!I\s+[a-z])([A-Z])[\)\]]?(?![\w'])")
@@ -90,8 +94,9 @@ def letter_index(value: Any, n_choices: int) -> int | None:
     return None
 
 
-def choice_index(text: str, choices: list[str], json_keys: tuple[str, ...] = ("answer",),
-                 strict: bool = False) -> int | None:
+def choice_index(
+    text: str, choices: list[str], json_keys: tuple[str, ...] = ("answer",), strict: bool = False
+) -> int | None:
     """Index of the chosen option in `choices`, read from the final answer in `text`.
 
     Strict reading, in order: the JSON answer field, then the last 'Answer: X' line, each naming the
@@ -109,7 +114,9 @@ def choice_index(text: str, choices: list[str], json_keys: tuple[str, ...] = ("a
 
 
 @lru_cache(maxsize=32)
-def _choice_readings(text: str, choices: tuple[str, ...], json_keys: tuple[str, ...]) -> tuple[int | None, int | None]:
+def _choice_readings(
+    text: str, choices: tuple[str, ...], json_keys: tuple[str, ...]
+) -> tuple[int | None, int | None]:
     """(strict, lenient) readings, computed in one pass and kept for a moment: scoring asks for both
     readings of every reply, one after the other."""
     text = strip_reasoning(text)
@@ -150,7 +157,11 @@ def _stated_choice(value: Any, choices: Sequence[str]) -> int | None:
         if idx is not None:
             return idx
     t = _norm(s)
-    starts = [(len(c), i) for i, c in enumerate(_norm(c) for c in choices) if c and (t == c or t.startswith(c + " "))]
+    starts = [
+        (len(c), i)
+        for i, c in enumerate(_norm(c) for c in choices)
+        if c and (t == c or t.startswith(c + " "))
+    ]
     return max(starts)[1] if starts else None
 
 
@@ -182,8 +193,11 @@ def _without_echo(text: str, choices: Sequence[str]) -> str:
     an echoed list names every option and says nothing about which one is meant."""
     if len({m.upper() for m in _OPTION_MARK.findall(text)}) < 2:
         return text
-    listed = [re.compile(rf"(?<![\w])[\(\[]?{chr(65 + i)}[\)\]\.:]\s*{re.escape(c.strip())}(?![\w])", re.IGNORECASE)
-              for i, c in enumerate(choices) if c.strip()]
+    listed = [
+        re.compile(rf"(?<![\w])[\(\[]?{chr(65 + i)}[\)\]\.:]\s*{re.escape(c.strip())}(?![\w])", re.IGNORECASE)
+        for i, c in enumerate(choices)
+        if c.strip()
+    ]
     found = [p for p in listed if p.search(text)]
     if len(found) < 2:
         return text
@@ -227,8 +241,9 @@ def _word_bounded(t: str, pos: int, length: int) -> bool:
     return not before.isalnum() and not after.isalnum()
 
 
-def integer(text: str, json_keys: tuple[str, ...] = ("index", "answer"), lo: int | None = None,
-            hi: int | None = None) -> int | None:
+def integer(
+    text: str, json_keys: tuple[str, ...] = ("index", "answer"), lo: int | None = None, hi: int | None = None
+) -> int | None:
     """An integer answer (an index), from JSON first, else the last integer in the reply."""
     if not isinstance(text, str):
         return None

@@ -20,8 +20,18 @@ def print_results(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"emobench results: {results['manifest']['model']['spec']}")
-    for col in ("task", "variant", "metric", "value [95% CI]", "n", "strict", "unparseable", "errors",
-                "calls/sample", "Δ vs direct [95% CI]"):
+    for col in (
+        "task",
+        "variant",
+        "metric",
+        "value [95% CI]",
+        "n",
+        "strict",
+        "unparseable",
+        "errors",
+        "calls/sample",
+        "Δ vs direct [95% CI]",
+    ):
         table.add_column(col, overflow="fold")
     for e in results["results"]:
         metric = e["primary_metric"]
@@ -34,10 +44,20 @@ def print_results(results: dict[str, Any]) -> None:
         m = e["metrics"].get(metric)
         strict = e["metrics"].get("strict_accuracy") if metric == "accuracy" else None  # stated answers only
         cps = e["usage"]["calls_per_sample"]
-        table.add_row(e["task"], e["variant"], metric, fmt_metric(m), str(m["n"] if m else 0),
-                      f"{strict['value']:.3f}" if strict else "-",
-                      f"{e['n_unparseable']} ({(e['parse_failure_rate'] or 0):.0%})", str(e["n_errors"]),
-                      f"{cps:.2f}" if cps is not None else "-", delta_text)
+        table.add_row(
+            e["task"],
+            e["variant"],
+            metric,
+            fmt_metric(m),
+            str(m["n"] if m else 0),
+            f"{strict['value']:.3f}" if strict else "-",
+            f"{e['n_unparseable']} ({(e['parse_failure_rate'] or 0):.0%})",
+            str(e["n_errors"]),
+            f"{cps:.2f}" if cps is not None else "-",
+            delta_text,
+        )
     Console(width=160).print(table)
     if results["run"]["n_errors"]:
-        print(f"{results['run']['n_errors']} samples failed (model call errors); rerun the same command to retry them.")
+        print(
+            f"{results['run']['n_errors']} samples failed (model call errors); rerun the same command to retry them."
+        )

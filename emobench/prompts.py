@@ -55,10 +55,14 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
     elif operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
         bits = right * abs(left).bit_length()
         if abs(left) > 1 and bits > MAX_POWER_BITS:
-            raise SecurityError(f"`**` would make a number too large ({bits:,} bits, over {MAX_POWER_BITS:,})")
+            raise SecurityError(
+                f"`**` would make a number too large ({bits:,} bits, over {MAX_POWER_BITS:,})"
+            )
     if size > MAX_RENDER_CHARS:
-        raise SecurityError(f"`{operator}` would make a value of {size:,} characters, over the "
-                            f"{MAX_RENDER_CHARS:,}-character limit for one prompt")
+        raise SecurityError(
+            f"`{operator}` would make a value of {size:,} characters, over the "
+            f"{MAX_RENDER_CHARS:,}-character limit for one prompt"
+        )
 
 
 @lru_cache(maxsize=1)
@@ -96,8 +100,10 @@ def _bounded(pieces: Iterable[str], ref: str) -> str:
     for piece in pieces:
         size += len(piece)
         if size > MAX_RENDER_CHARS:
-            raise ConfigError(f"template {ref[:60]!r} renders more than {MAX_RENDER_CHARS:,} characters, "
-                              "the limit for one prompt")
+            raise ConfigError(
+                f"template {ref[:60]!r} renders more than {MAX_RENDER_CHARS:,} characters, "
+                "the limit for one prompt"
+            )
         parts.append(piece)
     return "".join(parts)
 

@@ -66,8 +66,11 @@ def _is_task_folder(path: Path) -> bool:
 
 
 def _classes_in(module) -> list[type[Task]]:
-    return [obj for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, Task) and obj.name and obj.__module__ == module.__name__]
+    return [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, Task) and obj.name and obj.__module__ == module.__name__
+    ]
 
 
 def task_classes_from_file(path: str | Path) -> list[type[Task]]:
@@ -164,8 +167,9 @@ def resolve_task_names(spec: str | None, task_files: list[str] | tuple[str, ...]
     return list(dict.fromkeys(names))
 
 
-def make_task(name: str, args: dict[str, Any], data_dir: str | None = None,
-              task_files: list[str] | tuple[str, ...] = ()) -> Task:
+def make_task(
+    name: str, args: dict[str, Any], data_dir: str | None = None, task_files: list[str] | tuple[str, ...] = ()
+) -> Task:
     """Instantiate a task with the `--task-arg`s that apply to it.
 
     `key=value` applies to every task that declares `key`; `task.key=value` to that task only (and
@@ -182,8 +186,12 @@ def make_task(name: str, args: dict[str, Any], data_dir: str | None = None,
     return cls(data_dir=data_dir, **mine)
 
 
-def make_tasks(names: list[str], args: dict[str, Any], data_dir: str | None = None,
-               task_files: list[str] | tuple[str, ...] = ()) -> list[Task]:
+def make_tasks(
+    names: list[str],
+    args: dict[str, Any],
+    data_dir: str | None = None,
+    task_files: list[str] | tuple[str, ...] = (),
+) -> list[Task]:
     """The selected tasks of a run. A `--task-arg` that none of them takes is an error rather than
     ignored: a typo such as `protcol=paper` would otherwise run the default protocol, and a
     `task.key` for a task not selected would change nothing."""
@@ -191,8 +199,9 @@ def make_tasks(names: list[str], args: dict[str, Any], data_dir: str | None = No
     for key in args:
         task_name, scoped, _ = key.rpartition(".")
         if scoped and task_name not in names:
-            raise ConfigError(f"--task-arg {key}: task {task_name!r} is not selected (selected: "
-                              f"{', '.join(names)})")
+            raise ConfigError(
+                f"--task-arg {key}: task {task_name!r} is not selected (selected: {', '.join(names)})"
+            )
         if not scoped and not any(_accepts(classes[n], key) for n in names):
             known = "; ".join(f"{n} ({', '.join([*classes[n].arg_defaults, *COMMON_ARGS])})" for n in names)
             raise ConfigError(f"--task-arg {key}: no selected task takes it; known: {known}")

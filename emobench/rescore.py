@@ -73,8 +73,9 @@ def _client(backend: Backend) -> ModelClient:
 
 
 # ---- rescore ------------------------------------------------------------------------------------
-def rescore_run(run_dir: str | Path, data_dir: str | None = None,
-                task_files: Sequence[str] = ()) -> dict[str, Any]:
+def rescore_run(
+    run_dir: str | Path, data_dir: str | None = None, task_files: Sequence[str] = ()
+) -> dict[str, Any]:
     """Parse and score every recorded reply again with the current task code; rewrite the run's
     samples.jsonl fields and results.json. Returns the new results."""
     store = RunStore(run_dir)
@@ -89,22 +90,40 @@ def rescore_run(run_dir: str | Path, data_dir: str | None = None,
     backup = store.dir / "samples.jsonl.orig"
     if not backup.exists():
         shutil.copyfile(store.samples_path, backup)
-    atomic_write(store.samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records))
+    atomic_write(
+        store.samples_path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
+    )
     old_run = _old_run_section(store)
     client = _client(ReplayBackend(manifest["model"].get("model", "recorded")))
-    results = build_results(store, prepared, variants, manifest, mhash, client, time.time(),
-                            RunConfig(concurrency=old_run.get("concurrency", 1)))
+    results = build_results(
+        store,
+        prepared,
+        variants,
+        manifest,
+        mhash,
+        client,
+        time.time(),
+        RunConfig(concurrency=old_run.get("concurrency", 1)),
+    )
     _note_changed_datasets(results, prepared, manifest)
-    results["run"] = {**results["run"], **{k: v for k, v in old_run.items() if k != "rescored"},
-                      "rescored": {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "harness_version": __version__, "git_commit": git_commit(),
-                                   "records_changed": changed, "records_without_sample": missing}}
+    results["run"] = {
+        **results["run"],
+        **{k: v for k, v in old_run.items() if k != "rescored"},
+        "rescored": {
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "harness_version": __version__,
+            "git_commit": git_commit(),
+            "records_changed": changed,
+            "records_without_sample": missing,
+        },
+    }
     store.write_results(results)
     return results
 
 
-def _rescore_records(records: list[dict[str, Any]], prepared: list[PreparedTask],
-                     variants: set[str]) -> tuple[int, int]:
+def _rescore_records(
+    records: list[dict[str, Any]], prepared: list[PreparedTask], variants: set[str]
+) -> tuple[int, int]:
     """Rescore the non-error records in place; (records whose verdict changed, records left as they
     were because no sample or variant of the run matches them)."""
     samples = {p.task.name: (p.task, {s.id: s for s in p.samples}) for p in prepared}
@@ -123,18 +142,23 @@ def _rescore_records(records: list[dict[str, Any]], prepared: list[PreparedTask]
     return changed, missing
 
 
-def _note_changed_datasets(results: dict[str, Any], prepared: list[PreparedTask], manifest: dict[str, Any]) -> None:
+def _note_changed_datasets(
+    results: dict[str, Any], prepared: list[PreparedTask], manifest: dict[str, Any]
+) -> None:
     for p in prepared:
         recorded = manifest["tasks"][p.task.name].get("dataset_fingerprint")
         if recorded and recorded != p.fingerprint:
             for entry in results["results"]:
                 if entry["task"] == p.task.name:
-                    entry["note"] = (entry.get("note", "") + " the dataset differs from the one of the original "
-                                     "run (fingerprint changed); samples were matched by id").strip()
+                    entry["note"] = (
+                        entry.get("note", "") + " the dataset differs from the one of the original "
+                        "run (fingerprint changed); samples were matched by id"
+                    ).strip()
 
 
-def _recorded_tasks(run_dir: Path, manifest: dict[str, Any], data_dir: str | None,
-                    task_files: list[str]) -> list[PreparedTask]:
+def _recorded_tasks(
+    run_dir: Path, manifest: dict[str, Any], data_dir: str | None, task_files: list[str]
+) -> list[PreparedTask]:
     """The run's tasks and samples: an imported run's own samples, else the samples `emobench run`
     asked, prepared the same way from the manifest (task args incl. dev_size, split, limit)."""
     imported = _read_imported_samples(run_dir)
@@ -146,8 +170,14 @@ def _recorded_tasks(run_dir: Path, manifest: dict[str, Any], data_dir: str | Non
             own = [s for s in imported if s.metadata.get("_task", name) == name]
             prepared.append(PreparedTask(task, own, dataset_fingerprint(own)))
             continue
-        config = RunConfig(tasks=name, task_args=args, task_files=task_files, split=manifest.get("split", "test"),
-                           limit=manifest.get("limit"), data_dir=data_dir)
+        config = RunConfig(
+            tasks=name,
+            task_args=args,
+            task_files=task_files,
+            split=manifest.get("split", "test"),
+            limit=manifest.get("limit"),
+            data_dir=data_dir,
+        )
         prepared.extend(prepare_tasks(config))
     return prepared
 
@@ -156,8 +186,14 @@ def _rescore_record(rec: dict[str, Any], task: Task, sample: Sample) -> None:
     """Score the record's recorded replies (every draw) again; only the verdict fields change."""
     meta = rec.get("metadata") or {}
     scored = score_replies(task, sample, list(meta.get("responses") or [rec.get("response") or ""]))
-    rec.update(parsed=_jsonable(scored.parsed), target=_jsonable(sample.target), score=scored.score,
-               outcome=scored.outcome, error=scored.error, metadata=scored.annotate(meta))
+    rec.update(
+        parsed=_jsonable(scored.parsed),
+        target=_jsonable(sample.target),
+        score=scored.score,
+        outcome=scored.outcome,
+        error=scored.error,
+        metadata=scored.annotate(meta),
+    )
 
 
 def _old_run_section(store: RunStore) -> dict[str, Any]:
@@ -203,9 +239,16 @@ def is_reference_file(task: Task, path: str | Path) -> bool:
     return "Pred 1" in header
 
 
-def import_predictions(paths: Sequence[str | Path], task_name: str, run_dir: str | Path, model_name: str,
-                       task_args: dict[str, Any] | None = None, data_dir: str | None = None,
-                       split: str = "test", task_files: Sequence[str] = ()) -> dict[str, Any]:
+def import_predictions(
+    paths: Sequence[str | Path],
+    task_name: str,
+    run_dir: str | Path,
+    model_name: str,
+    task_args: dict[str, Any] | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    task_files: Sequence[str] = (),
+) -> dict[str, Any]:
     """Write a run directory from prediction files; returns its results (same schema as a run)."""
     names = resolve_task_names(task_name, list(task_files))
     if len(names) != 1:
@@ -231,8 +274,14 @@ def import_predictions(paths: Sequence[str | Path], task_name: str, run_dir: str
     backend = ReplayBackend(model_name, imported_from=sources)
     variant = RecordedVariant("direct", {"name": "direct", "imported": True})
     prepared = [PreparedTask(task, samples, dataset_fingerprint(samples))]
-    config = RunConfig(model=f"import/{model_name}", tasks=task.name, task_args=dict(task.args), split=split,
-                       data_dir=data_dir, concurrency=1)
+    config = RunConfig(
+        model=f"import/{model_name}",
+        tasks=task.name,
+        task_args=dict(task.args),
+        split=split,
+        data_dir=data_dir,
+        concurrency=1,
+    )
     manifest = build_manifest(config, backend, prepared, [variant])
     mhash = manifest_hash(manifest)
     started = time.time()
@@ -257,15 +306,23 @@ def _generic_pairs(task: Task, paths: list[Path], split: str) -> list[tuple[Samp
     for p in paths:
         for line, sid, replies in read_generic_predictions(p):
             if sid not in samples:
-                raise DataError(p, f"sample_id {sid!r} is not a sample of task {task.name} with these "
-                                f"--task-args (ids look like {next(iter(samples), 'none')!r})", line)
+                raise DataError(
+                    p,
+                    f"sample_id {sid!r} is not a sample of task {task.name} with these "
+                    f"--task-args (ids look like {next(iter(samples), 'none')!r})",
+                    line,
+                )
             predictions.setdefault(sid, []).extend(replies)
     return [(s, predictions[sid]) for sid, s in samples.items() if sid in predictions]
 
 
 def _write_imported_samples(run_dir: Path, samples: list[Sample], task_name: str) -> None:
-    lines = [json.dumps({**asdict(s), "metadata": {**s.metadata, "_task": task_name}}, ensure_ascii=False,
-                        default=str) for s in samples]
+    lines = [
+        json.dumps(
+            {**asdict(s), "metadata": {**s.metadata, "_task": task_name}}, ensure_ascii=False, default=str
+        )
+        for s in samples
+    ]
     atomic_write(run_dir / IMPORTED_SAMPLES, "\n".join(lines) + "\n")
 
 

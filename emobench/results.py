@@ -43,7 +43,8 @@ __all__ = ["SCHEMA_VERSION", "SCORING_RULE", "build_results", "compact_record", 
 
 SCORING_RULE: ScoringRule = {
     "unparseable": "counted as incorrect (score 0)",
-    "error": "excluded from metrics, counted in n_errors; rerun the same command to retry them"}
+    "error": "excluded from metrics, counted in n_errors; rerun the same command to retry them",
+}
 
 
 def paired_delta(base: dict[str, float], other: dict[str, float]) -> PairedDelta:
@@ -56,9 +57,16 @@ def paired_delta(base: dict[str, float], other: dict[str, float]) -> PairedDelta
     return {"delta": float(diffs.mean()), "ci_low": lo, "ci_high": hi, "n": len(ids)}
 
 
-def build_results(store: RunStore, tasks: Sequence[PreparedTask], variants: Sequence[Variant],
-                  manifest: Manifest, mhash: str, client: ModelClient, started: float,
-                  config: RunConfig) -> RunResults:
+def build_results(
+    store: RunStore,
+    tasks: Sequence[PreparedTask],
+    variants: Sequence[Variant],
+    manifest: Manifest,
+    mhash: str,
+    client: ModelClient,
+    started: float,
+    config: RunConfig,
+) -> RunResults:
     grouped: dict[tuple[str, str], list[ScoredRecord]] = defaultdict(list)
     recorded: set[str] = set()
     for rec in store.iter_records():
@@ -80,19 +88,26 @@ def build_results(store: RunStore, tasks: Sequence[PreparedTask], variants: Sequ
             fallback = sum(1 for r in recs if r["mode"] == "generate_fallback")
             usage = _usage(recs)
             entry: ResultEntry = {
-                "task": task.name, "variant": variant.name, "family": task.family,
+                "task": task.name,
+                "variant": variant.name,
+                "family": task.family,
                 "primary_metric": task.primary_metric,
                 "metrics": {k: m.as_dict() for k, m in metrics.items()},
-                "n_samples": len(recs), "n_scored": len(scored), "n_unparseable": n_unparseable,
+                "n_samples": len(recs),
+                "n_scored": len(scored),
+                "n_unparseable": n_unparseable,
                 "n_errors": n_errors,
                 "parse_failure_rate": n_unparseable / len(scored) if scored else None,
                 "error_rate": n_errors / len(recs) if recs else None,
                 "outcomes": _outcome_counts(recs),
-                "usage": usage, "details": details,
+                "usage": usage,
+                "details": details,
             }
             if fallback:
-                entry["note"] = (f"multiple_choice task answered by generation on {fallback} samples: the "
-                                 "backend has no log-likelihoods")
+                entry["note"] = (
+                    f"multiple_choice task answered by generation on {fallback} samples: the "
+                    "backend has no log-likelihoods"
+                )
             entries.append(entry)
             per_variant_scores[variant.name] = {r["sample_id"]: float(r["score"] or 0.0) for r in scored}
             per_variant_calls[variant.name] = usage["calls_per_sample"] or 0.0
@@ -103,18 +118,28 @@ def build_results(store: RunStore, tasks: Sequence[PreparedTask], variants: Sequ
                     base_calls = per_variant_calls["direct"] or None
                     entry["vs_direct"] = {
                         **delta,
-                        "cost_multiple": (per_variant_calls[entry["variant"]] / base_calls) if base_calls else None}
+                        "cost_multiple": (per_variant_calls[entry["variant"]] / base_calls)
+                        if base_calls
+                        else None,
+                    }
     stats = client.stats
     return {
         "schema_version": SCHEMA_VERSION,
         "manifest": manifest,
         "manifest_hash": mhash,
         "scoring": SCORING_RULE,
-        "run": {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                "wall_s": round(time.time() - started, 3), "run_dir": str(store.dir),
-                "complete": n_missing == 0, "n_expected": len(expected), "n_missing": n_missing,
-                "concurrency": config.concurrency, "retries": stats.retries, "failed_calls": stats.failed_calls,
-                "n_errors": sum(e["n_errors"] for e in entries)},
+        "run": {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "wall_s": round(time.time() - started, 3),
+            "run_dir": str(store.dir),
+            "complete": n_missing == 0,
+            "n_expected": len(expected),
+            "n_missing": n_missing,
+            "concurrency": config.concurrency,
+            "retries": stats.retries,
+            "failed_calls": stats.failed_calls,
+            "n_errors": sum(e["n_errors"] for e in entries),
+        },
         "results": entries,
     }
 
@@ -131,28 +156,46 @@ def compact_record(rec: dict[str, Any]) -> ScoredRecord:
     meta = rec.get("metadata") or {}
     trace = meta.get("trace") or {}
     small_meta = {k: v for k, v in meta.items() if k not in ("trace", "responses")}
-    return {"sample_id": rec["sample_id"], "outcome": rec["outcome"], "score": rec["score"],
-            "parsed": rec["parsed"], "target": rec["target"], "metadata": small_meta, "trace": trace,
-            "mode": trace.get("mode"), "calls": rec.get("calls", 0), "cached_calls": rec.get("cached_calls", 0),
-            "prompt_tokens": rec.get("prompt_tokens", 0), "completion_tokens": rec.get("completion_tokens", 0),
-            "latency_s": rec.get("latency_s", 0.0), "cost_usd": rec.get("cost_usd")}
+    return {
+        "sample_id": rec["sample_id"],
+        "outcome": rec["outcome"],
+        "score": rec["score"],
+        "parsed": rec["parsed"],
+        "target": rec["target"],
+        "metadata": small_meta,
+        "trace": trace,
+        "mode": trace.get("mode"),
+        "calls": rec.get("calls", 0),
+        "cached_calls": rec.get("cached_calls", 0),
+        "prompt_tokens": rec.get("prompt_tokens", 0),
+        "completion_tokens": rec.get("completion_tokens", 0),
+        "latency_s": rec.get("latency_s", 0.0),
+        "cost_usd": rec.get("cost_usd"),
+    }
 
 
 def _outcome_counts(recs: list[ScoredRecord]) -> OutcomeCounts:
     def count(outcome: str) -> int:
         return sum(r["outcome"] == outcome for r in recs)
 
-    return {"correct": count("correct"), "incorrect": count("incorrect"), "unparseable": count("unparseable"),
-            "error": count("error")}
+    return {
+        "correct": count("correct"),
+        "incorrect": count("incorrect"),
+        "unparseable": count("unparseable"),
+        "error": count("error"),
+    }
 
 
 def _usage(recs: list[ScoredRecord]) -> UsageSummary:
     n = len(recs) or 1
     costs = [r["cost_usd"] for r in recs if r["cost_usd"] is not None]
     calls = sum(r["calls"] + r["cached_calls"] for r in recs)
-    return {"calls": sum(r["calls"] for r in recs), "cached_calls": sum(r["cached_calls"] for r in recs),
-            "calls_per_sample": calls / n if recs else None,
-            "prompt_tokens": sum(r["prompt_tokens"] for r in recs),
-            "completion_tokens": sum(r["completion_tokens"] for r in recs),
-            "seconds": round(sum(r["latency_s"] for r in recs), 3),
-            "cost_usd": round(sum(costs), 6) if costs else None}
+    return {
+        "calls": sum(r["calls"] for r in recs),
+        "cached_calls": sum(r["cached_calls"] for r in recs),
+        "calls_per_sample": calls / n if recs else None,
+        "prompt_tokens": sum(r["prompt_tokens"] for r in recs),
+        "completion_tokens": sum(r["completion_tokens"] for r in recs),
+        "seconds": round(sum(r["latency_s"] for r in recs), 3),
+        "cost_usd": round(sum(costs), 6) if costs else None,
+    }

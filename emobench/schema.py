@@ -29,6 +29,7 @@ Status = Literal["running", "complete", "errors", "incomplete"]
 
 # ---- the manifest: what a run is -----------------------------------------------------------------
 
+
 class Environment(TypedDict):
     """Where the answers' numerics come from (recorded, not hashed); plus the backend's `environment()`."""
 
@@ -101,6 +102,7 @@ class RunState(TypedDict):
 
 
 # ---- results.json --------------------------------------------------------------------------------
+
 
 class MetricDict(TypedDict):
     """`Metric.as_dict()`: a value with its 95% CI and n."""
@@ -213,6 +215,7 @@ class RunResults(TypedDict):
 
 
 # ---- what aggregation reads ----------------------------------------------------------------------
+
 
 class _ScoredRecordRequired(TypedDict):
     sample_id: str

@@ -76,9 +76,17 @@ def _strictly_read(task: Task, sample: Sample, replies: list[str], parsed: Any) 
     return None if not replies else parsed is not None and task.combine(strict) == parsed
 
 
-def sample_record(task: Task, variant: str, sample: Sample, prompt: list[Message] | None,
-                  replies: list[str] | None, trace: dict[str, Any], usage: Usage, latency_s: float,
-                  error: str | None = None) -> SampleRecord:
+def sample_record(
+    task: Task,
+    variant: str,
+    sample: Sample,
+    prompt: list[Message] | None,
+    replies: list[str] | None,
+    trace: dict[str, Any],
+    usage: Usage,
+    latency_s: float,
+    error: str | None = None,
+) -> SampleRecord:
     """The samples.jsonl line of one sample: scored when there are replies, else an `error` (the model
     call failed: `error` says why). The prompt, when the variant gave none, is the task's own."""
     messages = prompt if prompt is not None else _render(task, sample)
@@ -91,14 +99,26 @@ def sample_record(task: Task, variant: str, sample: Sample, prompt: list[Message
     if scored is not None:
         metadata = scored.annotate(metadata)
     return SampleRecord(
-        key=record_key(task.name, variant, sample.id), sample_id=sample.id, task=task.name, variant=variant,
-        prompt=prompt_text(messages), prompt_hash=stable_hash(messages)[:16],
-        response=replies[0] if replies else None, parsed=scored.parsed if scored else None,
-        target=sample.target, score=scored.score if scored else None,
-        outcome=scored.outcome if scored else "error", error=scored.error if scored else error,
-        latency_s=round(latency_s, 4), prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens, calls=usage.calls, cached_calls=usage.cached_calls,
-        cost_usd=usage.cost_usd, metadata=metadata)
+        key=record_key(task.name, variant, sample.id),
+        sample_id=sample.id,
+        task=task.name,
+        variant=variant,
+        prompt=prompt_text(messages),
+        prompt_hash=stable_hash(messages)[:16],
+        response=replies[0] if replies else None,
+        parsed=scored.parsed if scored else None,
+        target=sample.target,
+        score=scored.score if scored else None,
+        outcome=scored.outcome if scored else "error",
+        error=scored.error if scored else error,
+        latency_s=round(latency_s, 4),
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        calls=usage.calls,
+        cached_calls=usage.cached_calls,
+        cost_usd=usage.cost_usd,
+        metadata=metadata,
+    )
 
 
 def prompt_text(messages: list[Message]) -> str:

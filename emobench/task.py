@@ -51,8 +51,10 @@ class Task:
         known = {**COMMON_ARGS, **self.arg_defaults}
         unknown = set(args) - set(known)
         if unknown:
-            raise ConfigError(f"task {self.name}: unknown --task-arg {', '.join(sorted(unknown))} "
-                              f"(known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                f"task {self.name}: unknown --task-arg {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(known))})"
+            )
         self.args: dict[str, Any] = {**self.arg_defaults, **args}
         self.data_dir = data_dir
 
@@ -82,8 +84,13 @@ class Task:
 
     # ---- prompt -----------------------------------------------------------------------------
     def prompt_variables(self, sample: Sample) -> dict[str, Any]:
-        return {**sample.metadata, "input": sample.input, "choices": sample.choices or [],
-                "context": sample.context, "instruction": self.instruction}
+        return {
+            **sample.metadata,
+            "input": sample.input,
+            "choices": sample.choices or [],
+            "context": sample.context,
+            "instruction": self.instruction,
+        }
 
     def render(self, sample: Sample, instruction: str | None = None) -> list[Message]:
         """Chat messages for `sample`. `instruction` replaces the task's default instruction."""
@@ -101,8 +108,9 @@ class Task:
     def template_hash(self) -> str:
         return prompts.template_hash(self.template, self.system_template, self.instruction)
 
-    def fit_context(self, sample: Sample, messages: list[Message],
-                    client: ModelClient) -> tuple[list[Message], dict[str, Any] | None]:
+    def fit_context(
+        self, sample: Sample, messages: list[Message], client: ModelClient
+    ) -> tuple[list[Message], dict[str, Any] | None]:
         """`messages` fitted to the model's window just before every call (`LongContextTask` in
         emobench/context.py cuts a long `sample.context`), and what was done, for the trace. This
         default leaves them as they are and records nothing (None)."""
@@ -193,7 +201,9 @@ class ChoiceTask(Task):
 
     def prompt_variables(self, sample: Sample) -> dict[str, Any]:
         variables = super().prompt_variables(sample)
-        variables["lettered_choices"] = "\n".join(f"{chr(65 + i)}) {c}" for i, c in enumerate(sample.choices or []))
+        variables["lettered_choices"] = "\n".join(
+            f"{chr(65 + i)}) {c}" for i, c in enumerate(sample.choices or [])
+        )
         return variables
 
     def parse(self, text: str, sample: Sample) -> int | None:
@@ -220,7 +230,9 @@ class ChoiceTask(Task):
             if cat is not None:
                 by_cat.setdefault(str(cat), []).append(float(r["score"] or 0.0))
         if by_cat:
-            details["accuracy_by_category"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_cat.items())}
+            details["accuracy_by_category"] = {
+                k: M.proportion(v).as_dict() for k, v in sorted(by_cat.items())
+            }
         strict = strict_accuracy(records)
         if strict is not None:
             metrics["strict_accuracy"] = strict

@@ -42,8 +42,25 @@ from .task import ChoiceTask
 from .types import GenParams, Metric, Sample, stable_hash
 
 KNOWN_METRICS = ("accuracy", "macro_f1", "weighted_f1")
-_KEYS = {"name", "description", "data", "fields", "labels", "template", "system", "output_mode", "metrics",
-         "family", "generation", "instruction", "source", "license", "choices_separator", "parser", "scorer"}
+_KEYS = {
+    "name",
+    "description",
+    "data",
+    "fields",
+    "labels",
+    "template",
+    "system",
+    "output_mode",
+    "metrics",
+    "family",
+    "generation",
+    "instruction",
+    "source",
+    "license",
+    "choices_separator",
+    "parser",
+    "scorer",
+}
 
 
 def load_python_file(path: Path):
@@ -206,7 +223,9 @@ class FileTask(ChoiceTask):
             seen[sid] = line
             choices = self._choices(row, line)
             target = self._target(row[f["target"]], choices, line)
-            extra = {k: row[v] for k, v in f.items() if k not in ("input", "target", "choices", "id") and v in row}
+            extra = {
+                k: row[v] for k, v in f.items() if k not in ("input", "target", "choices", "id") and v in row
+            }
             yield Sample(id=sid, input=str(row[f["input"]]), target=target, choices=choices, metadata=extra)
 
     def _choices(self, row: dict[str, Any], line: int) -> list[str]:

@@ -35,8 +35,12 @@ class Sample:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint_payload(self) -> str:
-        return json.dumps([self.id, self.input, self.choices, self.target, self.context], sort_keys=True,
-                          ensure_ascii=False, default=str)
+        return json.dumps(
+            [self.id, self.input, self.choices, self.target, self.context],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,11 @@ class Metric:
 
 def stable_hash(payload: Any) -> str:
     """sha256 over canonical JSON; used for cache keys, template hashes and fingerprints."""
-    text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True, ensure_ascii=False,
-                                                              default=str)
+    text = (
+        payload
+        if isinstance(payload, str)
+        else json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -50,8 +50,10 @@ def shared_dataset(*parts: str) -> Path:
     """Path of a real public dataset file; skip the test with a clear reason when it is not here."""
     path = SHARED_DATASETS.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real dataset file {path} not present (the shared datasets folder is only beside "
-                    "the developers' checkout); loader tested on fixtures instead")
+        pytest.skip(
+            f"real dataset file {path} not present (the shared datasets folder is only beside "
+            "the developers' checkout); loader tested on fixtures instead"
+        )
     return path
 
 
@@ -61,6 +63,7 @@ def has_embedded_model() -> bool:
 
         embedded_model_path()
         import llama_cpp  # noqa: F401
+
         return True
     except Exception:
         return False
@@ -84,16 +87,24 @@ def run_with_client(server, coro_fn):
     return asyncio.run(main())
 
 
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-CORPUS = ["Nina felt joy when the letter arrived.", "Omar was sad and tired after the long day.",
-          "Which one is a feeling? A) chair B) hope C) seven", "Reply with the letter of the answer."] * 20
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "Nina felt joy when the letter arrived.",
+    "Omar was sad and tired after the long day.",
+    "Which one is a feeling? A) chair B) hope C) seven",
+    "Reply with the letter of the answer.",
+] * 20
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A 2-layer random Llama + a byte-level BPE tokenizer trained here, saved like a hub checkpoint."""
-    pytest.importorskip("transformers", reason="transformers not installed: pip install torch, then 'emobench[hf]'")
+    pytest.importorskip(
+        "transformers", reason="transformers not installed: pip install torch, then 'emobench[hf]'"
+    )
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -102,17 +113,31 @@ def tiny_model_dir(tmp_path_factory):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|endoftext|>",
-                                   pad_token="<|endoftext|>")
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
     fast.chat_template = CHATML
     fast.save_pretrained(path)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         eos_token_id=fast.eos_token_id, bos_token_id=fast.bos_token_id,
-                         pad_token_id=fast.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        eos_token_id=fast.eos_token_id,
+        bos_token_id=fast.bos_token_id,
+        pad_token_id=fast.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(path)
     return path

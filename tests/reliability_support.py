@@ -27,16 +27,25 @@ def write_task(folder: Path, n: int, name: str = "rel_task") -> Path:
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300, **kw: Any):
     """`python -m emobench.cli ARGS` in a subprocess with the test's environment (its cache dir)."""
-    return subprocess.run([sys.executable, "-m", "emobench.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "emobench.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        **kw,
+    )
 
 
 class ServerProcess:
     """The loopback server in its own process (a SIGKILLed harness must not take the server with it)."""
 
     def __init__(self, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-m", "emobench.testing.server", "--max-seconds", "600",
-                                      *args], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "emobench.testing.server", "--max-seconds", "600", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
 
     def stats(self) -> dict[str, Any]:

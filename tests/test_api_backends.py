@@ -22,8 +22,12 @@ MESSAGES = [{"role": "user", "content": "Say hi"}]
 
 
 def _client(spec: str, base_url: str, **kwargs) -> ModelClient:
-    backend = make_backend(spec, kwargs.pop("model_args", None), base_url=base_url, timeout=kwargs.pop("timeout", 5.0))
-    return ModelClient(backend, None, kwargs.pop("concurrency", 4), backoff_initial=0.01, timeout=5.0, **kwargs)
+    backend = make_backend(
+        spec, kwargs.pop("model_args", None), base_url=base_url, timeout=kwargs.pop("timeout", 5.0)
+    )
+    return ModelClient(
+        backend, None, kwargs.pop("concurrency", 4), backoff_initial=0.01, timeout=5.0, **kwargs
+    )
 
 
 @pytest.mark.parametrize("spec", ["openai/loopback", "litellm/openai/loopback"])
@@ -43,14 +47,17 @@ def test_retries_429_with_retry_after_then_succeeds(make_server, spec):
     client = _client(spec, srv.base_url)
 
     async def go():
-        return await asyncio.gather(*(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage())
-                                      for i in range(12)))
+        return await asyncio.gather(
+            *(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage()) for i in range(12))
+        )
 
     outs = asyncio.run(go())
     assert len(outs) == 12
     faults = srv.state.faults["429"]
     assert faults > 0 and client.stats.retries == faults
-    assert client.stats.retry_after_waits and all(w == pytest.approx(0.2) for w in client.stats.retry_after_waits)
+    assert client.stats.retry_after_waits and all(
+        w == pytest.approx(0.2) for w in client.stats.retry_after_waits
+    )
 
 
 @pytest.mark.parametrize("fault", ["500", "truncated", "empty_choices", "reset"])
@@ -59,8 +66,9 @@ def test_transient_faults_are_retried(make_server, fault):
     client = _client("openai/loopback", srv.base_url)
 
     async def go():
-        return await asyncio.gather(*(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage())
-                                      for i in range(8)))
+        return await asyncio.gather(
+            *(client.chat([{"role": "user", "content": f"q{i}"}], GenParams(), Usage()) for i in range(8))
+        )
 
     assert len(asyncio.run(go())) == 8
     assert srv.state.faults[fault] > 0
@@ -84,8 +92,15 @@ def test_chat_api_reports_loglikelihood_unsupported(make_server):
 
 def test_concurrency_limit_is_respected(make_server, tmp_path):
     srv = make_server(latency=0.05)
-    config = RunConfig(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], concurrency=3,
-                       output=str(tmp_path / "run"), use_cache=False, quiet=True)
+    config = RunConfig(
+        model="openai/m",
+        base_url=srv.base_url,
+        task_files=[FEELINGS],
+        concurrency=3,
+        output=str(tmp_path / "run"),
+        use_cache=False,
+        quiet=True,
+    )
     collector = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
     asyncio.run(run(config))
     assert srv.state.peak_in_flight == 3
@@ -111,8 +126,17 @@ def test_multiple_choice_task_falls_back_to_generate_on_chat_api_and_says_so(mak
     (tmp_path / "mc.yaml").write_text(task)
     (tmp_path / "feelings.jsonl").write_text((Path(FEELINGS).parent / "feelings.jsonl").read_text())
     srv = make_server()
-    _, results = asyncio.run(run(RunConfig(model="openai/m", base_url=srv.base_url, quiet=True,
-                                           task_files=[str(tmp_path / "mc.yaml")], output=str(tmp_path / "r"))))
+    _, results = asyncio.run(
+        run(
+            RunConfig(
+                model="openai/m",
+                base_url=srv.base_url,
+                quiet=True,
+                task_files=[str(tmp_path / "mc.yaml")],
+                output=str(tmp_path / "r"),
+            )
+        )
+    )
     assert "answered by generation" in results["results"][0]["note"]
 
 
@@ -121,8 +145,18 @@ def test_api_key_is_sent_but_never_written(make_server, tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", canary)
     srv = make_server()
     out = tmp_path / "run"
-    asyncio.run(run(RunConfig(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], quiet=True,
-                              output=str(out), cache_path=str(tmp_path / "cache.sqlite"))))
+    asyncio.run(
+        run(
+            RunConfig(
+                model="openai/m",
+                base_url=srv.base_url,
+                task_files=[FEELINGS],
+                quiet=True,
+                output=str(out),
+                cache_path=str(tmp_path / "cache.sqlite"),
+            )
+        )
+    )
     assert any(canary in h for h in srv.state.auth_headers)
     for path in [*out.rglob("*"), *tmp_path.glob("cache.sqlite*")]:
         if path.is_file():
@@ -131,7 +165,12 @@ def test_api_key_is_sent_but_never_written(make_server, tmp_path, monkeypatch):
 
 # ---- the run seed -----------------------------------------------------------------------------------
 # a 26-option question: the loopback server's sampled answer is one of 26 letters, picked by (prompt, seed)
-QUESTION = [{"role": "user", "content": "Which feeling?\n" + "\n".join(f"{chr(65 + i)}) option {i}" for i in range(26))}]
+QUESTION = [
+    {
+        "role": "user",
+        "content": "Which feeling?\n" + "\n".join(f"{chr(65 + i)}) option {i}" for i in range(26)),
+    }
+]
 SAMPLED = GenParams(temperature=0.8, max_tokens=8)
 
 
@@ -148,7 +187,9 @@ def test_run_seed_is_sent_per_request_and_another_seed_gives_other_draws(make_se
     first = _draws(_client(spec, srv.base_url, seed=1))
     sent = [body["seed"] for body in srv.state.bodies]
     client = _client(spec, srv.base_url, seed=1)
-    assert sent == [client.request(QUESTION, SAMPLED, d).params.seed for d in range(6)]  # what reached the server
+    assert sent == [
+        client.request(QUESTION, SAMPLED, d).params.seed for d in range(6)
+    ]  # what reached the server
     assert len(set(sent)) == 6  # each draw of a voting protocol has its own seed
     assert _draws(client) == first  # the same seed: the same draws
     assert _draws(_client(spec, srv.base_url, seed=2)) != first  # another seed: other draws

@@ -57,9 +57,16 @@ def test_bag_of_words_classifier_stays_near_chance_on_shipped_keyword_free_items
 
 def test_bag_of_words_check_fails_when_a_category_shares_vocabulary():
     """A battery whose sadness items all mention a funeral (and so on) is caught by the classifier."""
-    cue = {"joy": "balloons confetti", "trust": "keys handed", "fear": "growl darkness",
-           "surprise": "confetti jumped", "sadness": "funeral coffin", "disgust": "maggots vomit",
-           "anger": "slammed fist", "anticipation": "countdown clock"}
+    cue = {
+        "joy": "balloons confetti",
+        "trust": "keys handed",
+        "fear": "growl darkness",
+        "surprise": "confetti jumped",
+        "sadness": "funeral coffin",
+        "disgust": "maggots vomit",
+        "anger": "slammed fist",
+        "anticipation": "countdown clock",
+    }
     items = []
     for e in EMOTIONS:
         items.append(Item(f"{e}-k", f"{e}-k", "keyword_rich", e, f"The {cue[e]} scene."))
@@ -90,25 +97,57 @@ def test_audit_command_passes_on_the_shipped_battery(capsys):
 
 
 def test_audit_command_reports_a_keyword_with_file_line_id_and_word(tmp_path, capsys):
-    path = _write(tmp_path / "items.jsonl", [
-        {"id": "a1", "pair_id": "p1", "kind": "affect", "emotion": "anger",
-         "text": "Ravi read the bill twice. He was furious and threw it away."},
-        {"id": "n1", "pair_id": "p1", "kind": "neutral", "emotion": None,
-         "text": "Ravi read the bill twice. He was finished and filed it away."},
-    ])
+    path = _write(
+        tmp_path / "items.jsonl",
+        [
+            {
+                "id": "a1",
+                "pair_id": "p1",
+                "kind": "affect",
+                "emotion": "anger",
+                "text": "Ravi read the bill twice. He was furious and threw it away.",
+            },
+            {
+                "id": "n1",
+                "pair_id": "p1",
+                "kind": "neutral",
+                "emotion": None,
+                "text": "Ravi read the bill twice. He was finished and filed it away.",
+            },
+        ],
+    )
     assert main(["audit-keywords", str(path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"{path}:1: a1: emotion keyword 'furious' (anger) in a affect item"]
 
 
 def test_audit_command_reports_unmatched_pairs(tmp_path, capsys):
-    path = _write(tmp_path / "items.jsonl", [
-        {"id": "a1", "pair_id": "p1", "kind": "affect", "emotion": "fear",
-         "text": "The lift stopped between floors and the lights went out. Ola pressed every button."},
-        {"id": "n1", "pair_id": "p1", "kind": "neutral", "emotion": None, "text": "The lift stopped at her floor."},
-        {"id": "a2", "pair_id": "p2", "kind": "affect", "emotion": "joy",
-         "text": "Ola read the letter and ran to tell her brother."},
-    ])
+    path = _write(
+        tmp_path / "items.jsonl",
+        [
+            {
+                "id": "a1",
+                "pair_id": "p1",
+                "kind": "affect",
+                "emotion": "fear",
+                "text": "The lift stopped between floors and the lights went out. Ola pressed every button.",
+            },
+            {
+                "id": "n1",
+                "pair_id": "p1",
+                "kind": "neutral",
+                "emotion": None,
+                "text": "The lift stopped at her floor.",
+            },
+            {
+                "id": "a2",
+                "pair_id": "p2",
+                "kind": "affect",
+                "emotion": "joy",
+                "text": "Ola read the letter and ran to tell her brother.",
+            },
+        ],
+    )
     assert main(["audit-keywords", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}:2: n1: length" in err and f"{path}:2: n1: 1 sentences vs 2 in a1" in err
@@ -118,17 +157,30 @@ def test_audit_command_reports_unmatched_pairs(tmp_path, capsys):
 
 
 def test_keyword_rich_item_without_its_emotion_word_is_a_problem(tmp_path):
-    path = _write(tmp_path / "items.jsonl", [
-        {"id": "k1", "pair_id": "p1", "kind": "keyword_rich", "emotion": "joy", "text": "Ola won the race."}])
+    path = _write(
+        tmp_path / "items.jsonl",
+        [
+            {
+                "id": "k1",
+                "pair_id": "p1",
+                "kind": "keyword_rich",
+                "emotion": "joy",
+                "text": "Ola won the race.",
+            }
+        ],
+    )
     report = audit(read_items(path))
     assert report.problems == [f"{path}:1: k1: keyword-rich item names no joy word"]
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"id": "a", "kind": "affect", "emotion": "rage", "text": "x"}, "emotion 'rage' is not one of"),
-    ({"id": "a", "kind": "mixed", "emotion": "joy", "text": "x"}, "kind 'mixed' is not one of"),
-    ({"id": "a", "kind": "affect", "emotion": "joy"}, "missing field(s) 'text'"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"id": "a", "kind": "affect", "emotion": "rage", "text": "x"}, "emotion 'rage' is not one of"),
+        ({"id": "a", "kind": "mixed", "emotion": "joy", "text": "x"}, "kind 'mixed' is not one of"),
+        ({"id": "a", "kind": "affect", "emotion": "joy"}, "missing field(s) 'text'"),
+    ],
+)
 def test_bad_item_is_a_one_line_data_error_naming_file_and_line(tmp_path, capsys, row, message):
     good = {"id": "z", "pair_id": "z", "kind": "neutral", "text": "A plain line."}
     path = _write(tmp_path / "items.jsonl", [good, row])
@@ -142,9 +194,12 @@ def test_bad_item_is_a_one_line_data_error_naming_file_and_line(tmp_path, capsys
 
 def test_audit_reads_csv_and_prints_json(tmp_path, capsys):
     path = tmp_path / "items.csv"
-    path.write_text("id,pair_id,kind,emotion,text\n"
-                    "a1,p1,affect,sadness,The old dog's bowl stayed by the door. Nobody filled it.\n"
-                    "n1,p1,neutral,,The old dog's bowl stood by the door. Tim refilled it.\n", encoding="utf-8")
+    path.write_text(
+        "id,pair_id,kind,emotion,text\n"
+        "a1,p1,affect,sadness,The old dog's bowl stayed by the door. Nobody filled it.\n"
+        "n1,p1,neutral,,The old dog's bowl stood by the door. Tim refilled it.\n",
+        encoding="utf-8",
+    )
     assert main(["audit-keywords", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["pairs"][0]["matched"] and report["bag_of_words"]["skipped"]

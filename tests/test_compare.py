@@ -26,30 +26,65 @@ def _record(task: str, sid: str, value: float | dict[str, Any]) -> dict[str, Any
     fields = value if isinstance(value, dict) else {"score": value}
     score = fields.get("score")
     outcome = "correct" if (score or 0) >= 0.5 else "incorrect"
-    return {"key": f"{task}|direct|{sid}", "sample_id": sid, "task": task, "variant": "direct",
-            "outcome": outcome, "parsed": None, "target": None, "metadata": {}, **fields}
+    return {
+        "key": f"{task}|direct|{sid}",
+        "sample_id": sid,
+        "task": task,
+        "variant": "direct",
+        "outcome": outcome,
+        "parsed": None,
+        "target": None,
+        "metadata": {},
+        **fields,
+    }
 
 
-def write_run(path: Path, scores: dict[str, dict[str, Any]], model: str = "m", fingerprint: str = "fp-1",
-              template: str = "tpl-1", temperature: float = 0.0,
-              tasks: dict[str, dict[str, Any]] | None = None,
-              environment: dict[str, Any] | None = None) -> Path:
+def write_run(
+    path: Path,
+    scores: dict[str, dict[str, Any]],
+    model: str = "m",
+    fingerprint: str = "fp-1",
+    template: str = "tpl-1",
+    temperature: float = 0.0,
+    tasks: dict[str, dict[str, Any]] | None = None,
+    environment: dict[str, Any] | None = None,
+) -> Path:
     """A run directory in the runstore layout (manifest in results.json, samples.jsonl). `scores` maps
     task -> sample id -> a score, or the fields of that sample's record (outcome, parsed, metadata...);
     `tasks` overrides manifest fields of one task (n, dataset_fingerprint...)."""
     path.mkdir(parents=True)
-    manifest_tasks = {t: {"args": {}, "dataset_fingerprint": fingerprint, "template_hash": template,
-                          "n": len(s), "generation": {"temperature": temperature, "max_tokens": 16},
-                          **(tasks or {}).get(t, {})}
-                      for t, s in scores.items()}
-    manifest = {"model": {"spec": model, "generation_overrides": {"temperature": None, "max_tokens": None},
-                          "system_prompt": None},
-                "tasks": manifest_tasks, "variants": {"direct": {"name": "direct"}}}
+    manifest_tasks = {
+        t: {
+            "args": {},
+            "dataset_fingerprint": fingerprint,
+            "template_hash": template,
+            "n": len(s),
+            "generation": {"temperature": temperature, "max_tokens": 16},
+            **(tasks or {}).get(t, {}),
+        }
+        for t, s in scores.items()
+    }
+    manifest = {
+        "model": {
+            "spec": model,
+            "generation_overrides": {"temperature": None, "max_tokens": None},
+            "system_prompt": None,
+        },
+        "tasks": manifest_tasks,
+        "variants": {"direct": {"name": "direct"}},
+    }
     if environment is not None:
         manifest["environment"] = environment
-    results = {"schema_version": SCHEMA_VERSION, "manifest": manifest, "manifest_hash": "h", "run": {"started": "2025-01-01T00:00:00Z"},
-               "results": [{"task": t, "variant": "direct", "primary_metric": PRIMARY.get(t, "accuracy"),
-                            "metrics": {}} for t in scores]}
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "manifest": manifest,
+        "manifest_hash": "h",
+        "run": {"started": "2025-01-01T00:00:00Z"},
+        "results": [
+            {"task": t, "variant": "direct", "primary_metric": PRIMARY.get(t, "accuracy"), "metrics": {}}
+            for t in scores
+        ],
+    }
     (path / "results.json").write_text(json.dumps(results))
     with (path / "samples.jsonl").open("w") as fh:
         for t, s in scores.items():
@@ -109,6 +144,7 @@ def test_margin_decides_between_drop_and_regression(base, tmp_path):
 
 
 # ---- the gate decides on each task's primary metric (issue 11, item 2) ------------------------------
+
 
 def qa_scores(values: list[tuple[int, float]]) -> dict[str, float]:
     """longemotion_qa samples (token F1 per sample): [(count, score), ...] in order."""
@@ -177,14 +213,23 @@ def test_candidate_that_its_task_marks_failed_is_a_regression(tmp_path, capsys):
 def test_auroc_is_recomputed_over_matched_pairs(tmp_path):
     """vignettes_affect is ranked by AUROC (affect item vs its matched neutral control): the gate
     rebuilds the task and resamples whole pairs."""
+
     def affect_run(path: Path, lost: int) -> Path:
         samples = {}
         for i in range(40):
             meta = {"pair_id": f"p{i}"}
-            samples[f"a{i}"] = {"score": float(i >= lost), "parsed": 20.0 if i < lost else 80.0, "target": 1,
-                                "metadata": {**meta, "kind": "affect"}}
-            samples[f"n{i}"] = {"score": 1.0, "parsed": 20.0, "target": 0,
-                                "metadata": {**meta, "kind": "neutral"}}
+            samples[f"a{i}"] = {
+                "score": float(i >= lost),
+                "parsed": 20.0 if i < lost else 80.0,
+                "target": 1,
+                "metadata": {**meta, "kind": "affect"},
+            }
+            samples[f"n{i}"] = {
+                "score": 1.0,
+                "parsed": 20.0,
+                "target": 0,
+                "metadata": {**meta, "kind": "neutral"},
+            }
         return write_run(path, {"vignettes_affect": samples})
 
     report = compare(affect_run(tmp_path / "b", 0), affect_run(tmp_path / "c", 20))
@@ -197,11 +242,16 @@ def test_auroc_is_recomputed_over_matched_pairs(tmp_path):
 def test_choice_orders_of_one_item_are_resampled_together(tmp_path):
     """EmoBench's paper protocol asks each item in 4 orders: the 4 samples are not independent, so the
     gate resamples items (not McNemar over 200 'independent' pairs)."""
+
     def paper_run(path: Path, wrong: int) -> Path:
-        samples = {f"en-{i}/o{k}": {"score": float(i >= wrong), "metadata": {"order": k}}
-                   for i in range(50) for k in range(4)}
-        return write_run(path, {"emobench_ea": samples},
-                         tasks={"emobench_ea": {"args": {"protocol": "paper"}}})
+        samples = {
+            f"en-{i}/o{k}": {"score": float(i >= wrong), "metadata": {"order": k}}
+            for i in range(50)
+            for k in range(4)
+        }
+        return write_run(
+            path, {"emobench_ea": samples}, tasks={"emobench_ea": {"args": {"protocol": "paper"}}}
+        )
 
     row = compare(paper_run(tmp_path / "b", 0), paper_run(tmp_path / "c", 10))["rows"][0]
     assert row["test"] == "bootstrap" and row["n_groups"] == 50 and row["n_paired"] == 200
@@ -234,11 +284,14 @@ def test_point_estimates_only_skips_the_nested_intervals():
 
 # ---- errors, incomplete runs, verdicts ----------------------------------------------------------------
 
+
 def test_candidate_errors_are_counted_and_fail_unless_allowed(tmp_path, capsys):
     """A candidate failing on 60 of 100 items used to pass (40 compared, delta 0, exit 0)."""
     b = write_run(tmp_path / "b", {"alpha": scores_with(50, n=100)})
-    failed = {sid: ({"score": None, "outcome": "error"} if i < 60 else s)
-              for i, (sid, s) in enumerate(scores_with(50, n=100).items())}
+    failed = {
+        sid: ({"score": None, "outcome": "error"} if i < 60 else s)
+        for i, (sid, s) in enumerate(scores_with(50, n=100).items())
+    }
     c = write_run(tmp_path / "c", {"alpha": failed})
     assert main(["compare", str(b), str(c), "--format", "json"]) == 3
     report = json.loads(capsys.readouterr().out)
@@ -252,8 +305,9 @@ def test_candidate_errors_are_counted_and_fail_unless_allowed(tmp_path, capsys):
 
 def test_incomplete_run_is_refused(base, tmp_path, capsys):
     partial = dict(list(scores_with(160).items())[:140])
-    cand = write_run(tmp_path / "cand", {"alpha": partial, "beta": scores_with(120)},
-                     tasks={"alpha": {"n": N}})
+    cand = write_run(
+        tmp_path / "cand", {"alpha": partial, "beta": scores_with(120)}, tasks={"alpha": {"n": N}}
+    )
     assert main(["compare", str(base), str(cand)]) == 2
     err = capsys.readouterr().err.strip()
     assert "incomplete run" in err and "alpha/direct has 140 of 200 samples" in err and "\n" not in err
@@ -262,8 +316,11 @@ def test_incomplete_run_is_refused(base, tmp_path, capsys):
 
 
 def test_regression_wins_over_incomparable_and_the_verdict_names_both(base, tmp_path, capsys):
-    cand = write_run(tmp_path / "cand", {"alpha": scores_with(140), "beta": scores_with(120)},
-                     tasks={"beta": {"dataset_fingerprint": "fp-2"}})
+    cand = write_run(
+        tmp_path / "cand",
+        {"alpha": scores_with(140), "beta": scores_with(120)},
+        tasks={"beta": {"dataset_fingerprint": "fp-2"}},
+    )
     assert main(["compare", str(base), str(cand)]) == 1
     verdict = capsys.readouterr().out.strip().splitlines()[-1]
     assert "1 task(s) regressed (alpha)" in verdict and "1 task(s) cannot be compared (beta)" in verdict
@@ -282,8 +339,9 @@ def test_different_numerics_are_a_warning_not_a_failure(base, tmp_path, capsys):
 
 
 def test_different_dataset_fingerprints_exit_2(base, tmp_path, capsys):
-    cand = write_run(tmp_path / "cand", {"alpha": scores_with(160), "beta": scores_with(120)},
-                     fingerprint="fp-2")
+    cand = write_run(
+        tmp_path / "cand", {"alpha": scores_with(160), "beta": scores_with(120)}, fingerprint="fp-2"
+    )
     assert main(["compare", str(base), str(cand)]) == 2
     assert "dataset fingerprint differs" in capsys.readouterr().out
     assert main(["compare", str(base), str(cand), "--force"]) == 0
@@ -312,8 +370,15 @@ def test_bad_input_exit_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "broken" in err and "not valid JSON" in err
 
 
-@pytest.mark.parametrize("flag", [["--max-drop", "x"], ["--max-drop", "nosuchtask=1"],
-                                  ["--allow-errors", "-1"], ["--task-file", "nowhere.yaml"]])
+@pytest.mark.parametrize(
+    "flag",
+    [
+        ["--max-drop", "x"],
+        ["--max-drop", "nosuchtask=1"],
+        ["--allow-errors", "-1"],
+        ["--task-file", "nowhere.yaml"],
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(base, capsys, flag):
     assert main(["compare", str(base), str(base), *flag]) == 2
     assert capsys.readouterr().err.strip().count("\n") == 0
@@ -321,12 +386,27 @@ def test_bad_flags_exit_2_with_one_line(base, capsys, flag):
 
 # ---- output formats --------------------------------------------------------------------------------
 
+
 def test_junit_output_is_valid_xml_with_one_case_per_task(base, tmp_path, capsys):
     cand = write_run(tmp_path / "cand", {"alpha": scores_with(140), "beta": scores_with(121)})
     junit = tmp_path / "report.xml"
     md = tmp_path / "summary.md"
-    assert main(["compare", str(base), str(cand), "--format", "junit", "--junit", str(junit),
-                 "--markdown", str(md)]) == 1
+    assert (
+        main(
+            [
+                "compare",
+                str(base),
+                str(cand),
+                "--format",
+                "junit",
+                "--junit",
+                str(junit),
+                "--markdown",
+                str(md),
+            ]
+        )
+        == 1
+    )
     for text in (capsys.readouterr().out, junit.read_text()):
         root = ET.fromstring(text)
         suite = root.find("testsuite")
@@ -385,8 +465,14 @@ def test_gate_on_two_real_runs_through_the_loopback_server(tmp_path, make_server
     """The whole path: two runs of one model server, the second one wrong on 30 of 200 items it got
     right before; compare (given the task file, so it rebuilds the task) must say regression on the
     task's accuracy with McNemar's test, and say nothing against itself."""
-    rows = [{"id": f"g{i}", "text": f"Case {i}: the reply to the note came {'late' if i % 2 else 'early'}.",
-             "label": "upset" if i % 2 else "calm"} for i in range(N)]
+    rows = [
+        {
+            "id": f"g{i}",
+            "text": f"Case {i}: the reply to the note came {'late' if i % 2 else 'early'}.",
+            "label": "upset" if i % 2 else "calm",
+        }
+        for i in range(N)
+    ]
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     task_file = tmp_path / "gate.yaml"
     task_file.write_text(TASK_YAML)
@@ -397,19 +483,49 @@ def test_gate_on_two_real_runs_through_the_loopback_server(tmp_path, make_server
             i = int(text.split(":", 1)[0].split()[-1])
             right = "B" if i % 2 else "A"
             return json.dumps({"answer": ("A" if right == "B" else "B") if i in broken else right})
+
         return answer
 
     runs = {}
     for name, broken in (("base", set()), ("cand", set(range(0, 60, 2)))):
         srv = make_server(answer_fn=answerer(broken))
         runs[name] = tmp_path / name
-        assert main(["run", "--model", "openai/demo", "--base-url", srv.base_url, "--task-file",
-                     str(task_file), "--tasks", "gate_demo", "-o", str(runs[name]), "-q",
-                     "--no-cache"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--model",
+                    "openai/demo",
+                    "--base-url",
+                    srv.base_url,
+                    "--task-file",
+                    str(task_file),
+                    "--tasks",
+                    "gate_demo",
+                    "-o",
+                    str(runs[name]),
+                    "-q",
+                    "--no-cache",
+                ]
+            )
+            == 0
+        )
     assert main(["compare", str(runs["base"]), str(runs["base"] / "results.json")]) == 0
     capsys.readouterr()
-    assert main(["compare", str(runs["base"]), str(runs["cand"]), "--task-file", str(task_file),
-                 "--format", "json"]) == 1
+    assert (
+        main(
+            [
+                "compare",
+                str(runs["base"]),
+                str(runs["cand"]),
+                "--task-file",
+                str(task_file),
+                "--format",
+                "json",
+            ]
+        )
+        == 1
+    )
     row = json.loads(capsys.readouterr().out)["rows"][0]
     assert row["n_paired"] == N and row["worse"] == 30 and row["delta"] == pytest.approx(-0.15)
     assert row["metric"] == "accuracy" and row["test"] == "mcnemar_exact" and not row["notes"]
@@ -425,8 +541,22 @@ def test_run_that_ends_with_failed_samples_exits_3(tmp_path, make_server, capsys
     (tmp_path / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "gate.yaml").write_text(TASK_YAML)
     srv = make_server(fault_rate=1.0, faults=("500",))
-    args = ["run", "--model", "openai/demo", "--base-url", srv.base_url, "--task-file",
-            str(tmp_path / "gate.yaml"), "--tasks", "gate_demo", "-o", str(tmp_path / "run"), "-q",
-            "--no-cache", "--max-retries", "0"]
+    args = [
+        "run",
+        "--model",
+        "openai/demo",
+        "--base-url",
+        srv.base_url,
+        "--task-file",
+        str(tmp_path / "gate.yaml"),
+        "--tasks",
+        "gate_demo",
+        "-o",
+        str(tmp_path / "run"),
+        "-q",
+        "--no-cache",
+        "--max-retries",
+        "0",
+    ]
     assert main(args) == 3
     assert "3 samples failed" in capsys.readouterr().out

@@ -62,12 +62,16 @@ def test_fit_is_a_no_op_when_the_prompt_fits():
 
 
 def test_fit_cuts_only_the_context_and_the_result_fits_the_window():
-    messages = [{"role": "system", "content": "Be concise."},
-                {"role": "user", "content": f"Article:\n{DOC}\n\nQuestion: what is w0?"}]
+    messages = [
+        {"role": "system", "content": "Be concise."},
+        {"role": "user", "content": f"Article:\n{DOC}\n\nQuestion: what is w0?"},
+    ]
     out, info = fit_messages(messages, DOC, FakeWindowClient(400), max_tokens=50)
     assert info["truncated"] and info["context_tokens"] == 1000 and info["kept_tokens"] < 400
     assert out[0] == messages[0]
-    assert out[1]["content"].startswith("Article:\nw0 ") and out[1]["content"].endswith("Question: what is w0?")
+    assert out[1]["content"].startswith("Article:\nw0 ") and out[1]["content"].endswith(
+        "Question: what is w0?"
+    )
     assert info["prompt_tokens"] + 50 <= 400
 
 
@@ -94,8 +98,11 @@ class FewShotVariant(Variant):
     name = "test_fewshot"
 
     async def answer(self, task, sample, client, usage):
-        messages = [{"role": "user", "content": "Example: answer tersely."}, {"role": "assistant", "content": "ok"},
-                    *task.render(sample, instruction="Answer in one word.")]
+        messages = [
+            {"role": "user", "content": "Example: answer tersely."},
+            {"role": "assistant", "content": "ok"},
+            *task.render(sample, instruction="Answer in one word."),
+        ]
         return await ask(task, sample, messages, client, usage)
 
 
@@ -115,8 +122,23 @@ def test_every_variant_gets_the_fitted_context_through_ask(server):
 
 def _run(tmp_path: Path, server, *extra: str, exit_code: int = 0) -> list[dict]:
     out = tmp_path / "run"
-    code = main(["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", "longemotion_qa",
-                 "--data-dir", str(FIXTURES / "longemotion"), "-q", "--output", str(out), *extra])
+    code = main(
+        [
+            "run",
+            "--model",
+            "openai/m",
+            "--base-url",
+            server.base_url,
+            "--tasks",
+            "longemotion_qa",
+            "--data-dir",
+            str(FIXTURES / "longemotion"),
+            "-q",
+            "--output",
+            str(out),
+            *extra,
+        ]
+    )
     assert code == exit_code
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
@@ -131,8 +153,9 @@ def test_truncation_is_recorded_per_sample_and_the_policy_in_the_manifest(tmp_pa
 
 
 def test_error_policy_makes_an_error_outcome_not_a_crash(tmp_path, server):
-    records = _run(tmp_path, server, "--model-arg", "context_window=420", "--task-arg", "truncate=error",
-                   exit_code=3)  # the run finished, with samples in error
+    records = _run(
+        tmp_path, server, "--model-arg", "context_window=420", "--task-arg", "truncate=error", exit_code=3
+    )  # the run finished, with samples in error
     assert {r["outcome"] for r in records} == {"error"}
     assert "does not fit" in records[0]["error"]
     assert server.state.snapshot()["requests"] == 0  # refused before any model call
@@ -142,7 +165,9 @@ def test_a_reask_sends_the_same_fitted_prompt_at_a_higher_temperature(server):
     """Re-asking is a generic Task option (`reask_unparseable`), not EQ-Bench's alone: any task that sets
     it gets its unreadable replies asked again, with the context fitted once for every attempt."""
     seen: list[list[dict[str, str]]] = []
-    server.config.answer_fn = lambda messages: seen.append(messages) or ('{"index": 1}' if len(seen) > 1 else "hmm")
+    server.config.answer_fn = lambda messages: (
+        seen.append(messages) or ('{"index": 1}' if len(seen) > 1 else "hmm")
+    )
     task = make_task("longemotion_ed", {}, str(FIXTURES / "longemotion"))
     task.reask_unparseable = 2
     sample = next(iter(task.load_samples()))

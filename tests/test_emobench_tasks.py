@@ -48,10 +48,21 @@ def test_real_files_have_200_items_per_language():
             samples = list(_task(name, folder, lang=lang).load_samples())
             assert len(samples) == 200 == _task(name, folder).size
     eu_en = list(_task("emobench_eu", folder).load_samples())
-    cats = {c: sum(s.metadata["category"] == c for s in eu_en) for c in
-            ("perspective_taking", "personal_beliefs_and_experiences", "complex_emotions", "emotional_cues")}
-    assert cats == {"perspective_taking": 67, "personal_beliefs_and_experiences": 56, "complex_emotions": 49,
-                    "emotional_cues": 28}
+    cats = {
+        c: sum(s.metadata["category"] == c for s in eu_en)
+        for c in (
+            "perspective_taking",
+            "personal_beliefs_and_experiences",
+            "complex_emotions",
+            "emotional_cues",
+        )
+    }
+    assert cats == {
+        "perspective_taking": 67,
+        "personal_beliefs_and_experiences": 56,
+        "complex_emotions": 49,
+        "emotional_cues": 28,
+    }
 
 
 def test_paper_protocol_asks_four_orders_that_keep_the_right_option():
@@ -85,14 +96,25 @@ def _bad_copy(tmp_path: Path, name: str, line_no: int, edit) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("task, file, edit, message", [
-    ("emobench_ea", "EA.jsonl", lambda s: s[:-5], "invalid JSON"),
-    ("emobench_ea", "EA.jsonl", lambda s: s.replace('"label"', '"lbl"'), "missing field(s) 'label'"),
-    ("emobench_ea", "EA.jsonl", lambda s: re.sub(r'"label": ".*"}', '"label": "Run away"}', s),
-     "label 'Run away' is not one of the options"),
-    ("emobench_eu", "EU.jsonl", lambda s: s.replace('"cause_label": "His', '"cause_label": "Her'),
-     "cause_label"),
-])
+@pytest.mark.parametrize(
+    "task, file, edit, message",
+    [
+        ("emobench_ea", "EA.jsonl", lambda s: s[:-5], "invalid JSON"),
+        ("emobench_ea", "EA.jsonl", lambda s: s.replace('"label"', '"lbl"'), "missing field(s) 'label'"),
+        (
+            "emobench_ea",
+            "EA.jsonl",
+            lambda s: re.sub(r'"label": ".*"}', '"label": "Run away"}', s),
+            "label 'Run away' is not one of the options",
+        ),
+        (
+            "emobench_eu",
+            "EU.jsonl",
+            lambda s: s.replace('"cause_label": "His', '"cause_label": "Her'),
+            "cause_label",
+        ),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, task, file, edit, message):
     folder = _bad_copy(tmp_path, file, 2, edit)
     with pytest.raises(DataError) as err:
@@ -112,14 +134,17 @@ def test_hub_unreachable_offline_says_to_use_data_dir():
 
 
 # ---- parsing ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("reply, expected", [
-    ('```json\n{"answer_q1": "E", "answer_q2": "A"}\n```', {"emotion": 4, "cause": 0}),
-    ("Q1: B\nQ2: C", {"emotion": 1, "cause": 2}),
-    ('{"answer_q1": "Pride", "answer_q2": "The storm was over"}', {"emotion": 4, "cause": 1}),
-    ('<think>maybe A</think>{"answer_q1": "A"}', {"emotion": 0, "cause": None}),
-    ("I cannot tell.", None),
-    ('{"answer_q1": "Z", "answer_q2": "Q"}', None),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('```json\n{"answer_q1": "E", "answer_q2": "A"}\n```', {"emotion": 4, "cause": 0}),
+        ("Q1: B\nQ2: C", {"emotion": 1, "cause": 2}),
+        ('{"answer_q1": "Pride", "answer_q2": "The storm was over"}', {"emotion": 4, "cause": 1}),
+        ('<think>maybe A</think>{"answer_q1": "A"}', {"emotion": 0, "cause": None}),
+        ("I cannot tell.", None),
+        ('{"answer_q1": "Z", "answer_q2": "Q"}', None),
+    ],
+)
 def test_eu_parser(reply, expected):
     task = _task("emobench_eu")
     sample = next(iter(task.load_samples()))
@@ -129,8 +154,15 @@ def test_eu_parser(reply, expected):
 def test_eu_votes_on_each_question_separately_and_needs_both_right():
     task = _task("emobench_eu")
     sample = next(iter(task.load_samples()))
-    voted = task.combine([{"emotion": 4, "cause": None}, {"emotion": 4, "cause": 1}, None,
-                          {"emotion": 0, "cause": 0}, {"emotion": 2, "cause": 0}])
+    voted = task.combine(
+        [
+            {"emotion": 4, "cause": None},
+            {"emotion": 4, "cause": 1},
+            None,
+            {"emotion": 0, "cause": 0},
+            {"emotion": 2, "cause": 0},
+        ]
+    )
     assert voted == {"emotion": 4, "cause": 0}
     assert task.score(voted, sample) == 1.0
     assert task.score({"emotion": 4, "cause": 1}, sample) == 0.0
@@ -164,6 +196,7 @@ def _oracle(task_name: str):
                 cause = options[n:].index(s.metadata["causes"][s.target["cause"]])
                 return json.dumps({"answer_q1": chr(65 + emo), "answer_q2": chr(65 + cause)})
         return "no idea"
+
     return answer
 
 
@@ -171,9 +204,28 @@ def _oracle(task_name: str):
 def test_run_end_to_end_against_loopback_server(make_server, tmp_path, capsys, task_name):
     server = make_server(answer_fn=_oracle(task_name))
     out = tmp_path / "run"
-    rc = main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", task_name,
-               "--data-dir", str(FIX), "--task-arg", "lang=all", "--task-arg", "shuffle=true", "--limit", "5",
-               "-o", str(out), "-q"])
+    rc = main(
+        [
+            "run",
+            "--model",
+            "openai/loopback",
+            "--base-url",
+            server.base_url,
+            "--tasks",
+            task_name,
+            "--data-dir",
+            str(FIX),
+            "--task-arg",
+            "lang=all",
+            "--task-arg",
+            "shuffle=true",
+            "--limit",
+            "5",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     entry = results["results"][0]
@@ -186,13 +238,36 @@ def test_run_end_to_end_against_loopback_server(make_server, tmp_path, capsys, t
 def test_paper_protocol_run_asks_five_draws_and_reports_orders(make_server, tmp_path):
     server = make_server(answer_fn=_oracle("emobench_ea"))
     out = tmp_path / "run"
-    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "emobench_ea",
-                 "--data-dir", str(FIX), "--task-arg", "protocol=paper", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "openai/loopback",
+                "--base-url",
+                server.base_url,
+                "--tasks",
+                "emobench_ea",
+                "--data-dir",
+                str(FIX),
+                "--task-arg",
+                "protocol=paper",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     entry = json.loads((out / "results.json").read_text())["results"][0]
     assert server.state.snapshot()["requests"] == 4 * 4 * 5  # items x orders x draws
     assert entry["metrics"]["accuracy"] == {**entry["metrics"]["accuracy"], "value": 1.0, "n": 4}
     # strict accuracy is averaged like the headline: over orders, n = items (not items x orders)
-    assert entry["metrics"]["strict_accuracy"] == {**entry["metrics"]["strict_accuracy"], "value": 1.0, "n": 4}
+    assert entry["metrics"]["strict_accuracy"] == {
+        **entry["metrics"]["strict_accuracy"],
+        "value": 1.0,
+        "n": 4,
+    }
     assert set(entry["details"]["accuracy_by_order"]) == {"0", "1", "2", "3"}
     assert entry["details"]["protocol"] == "paper"
 
@@ -201,8 +276,25 @@ def test_paper_protocol_run_asks_five_draws_and_reports_orders(make_server, tmp_
 def _baseline_accuracy(tmp_path, model: str, task: str, *extra: str) -> tuple[float, int]:
     folder = shared_dataset("emobench", "EA.jsonl").parent
     out = tmp_path / f"{model}-{task}-{len(list(tmp_path.iterdir()))}"
-    assert main(["run", "--model", model, "--tasks", task, "--data-dir", str(folder), "-o", str(out), "-q",
-                 "--no-cache", *extra]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                model,
+                "--tasks",
+                task,
+                "--data-dir",
+                str(folder),
+                "-o",
+                str(out),
+                "-q",
+                "--no-cache",
+                *extra,
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "results.json").read_text())["results"][0]["metrics"]["accuracy"]
     return m["value"], m["n"]
 
@@ -216,10 +308,15 @@ def _chance(task_name: str) -> float:
 @pytest.mark.parametrize("task_name", ["emobench_ea", "emobench_eu", "emobench_eu_emotion"])
 def test_random_baseline_is_within_ci_of_chance(tmp_path, task_name):
     """Pooled over 5 seeds (1000 answers), the random baseline's Wilson CI holds the chance rate."""
-    values = [_baseline_accuracy(tmp_path, "random", task_name, "--model-arg", f"seed={seed}")[0]
-              for seed in range(5)]
-    chance = _chance("emobench_eu") if task_name == "emobench_eu" else (
-        1 / 6 if task_name == "emobench_eu_emotion" else 0.25)
+    values = [
+        _baseline_accuracy(tmp_path, "random", task_name, "--model-arg", f"seed={seed}")[0]
+        for seed in range(5)
+    ]
+    chance = (
+        _chance("emobench_eu")
+        if task_name == "emobench_eu"
+        else (1 / 6 if task_name == "emobench_eu_emotion" else 0.25)
+    )
     lo, hi = wilson(sum(values) * 200, 1000)
     assert lo <= chance <= hi, (values, chance)
 
@@ -256,8 +353,12 @@ def test_gpt4_ea_rows_33_to_187_get_their_own_scenario_and_category():
     assert len({s.id for s, _ in imported}) == 200
     for sample, _ in imported:
         item = items[sample.id]
-        assert _option_set(sample.choices) == _option_set(item.choices) or sample.id in ("en-33", "en-38",
-                                                                                          "en-39", "en-192")
+        assert _option_set(sample.choices) == _option_set(item.choices) or sample.id in (
+            "en-33",
+            "en-38",
+            "en-39",
+            "en-192",
+        )
         assert sample.metadata["scenario"] == item.metadata["scenario"]
         assert sample.metadata["category"] == item.metadata["category"]
         assert sample.metadata["question_type"] == item.metadata["question_type"]
@@ -276,15 +377,27 @@ def test_gpt4_eu_rows_get_their_own_category_in_every_order():
         assert sample.choices[sample.target["emotion"]] == item.choices[item.target["emotion"]]
 
 
-@pytest.mark.parametrize("task, model, expected", [
-    ("EU", "gpt-4", 59.75), ("EA", "gpt-4", 75.50), ("EU", "random", 2.62), ("EA", "random", 24.12),
-])
+@pytest.mark.parametrize(
+    "task, model, expected",
+    [
+        ("EU", "gpt-4", 59.75),
+        ("EA", "gpt-4", 75.50),
+        ("EU", "random", 2.62),
+        ("EA", "random", 24.12),
+    ],
+)
 def test_paper_figures_hold_with_the_dataset_at_hand(tmp_path, task, model, expected):
     from emobench.rescore import import_predictions
 
     files = [_real_reference(task, model, k) for k in ("", "1", "2", "3")]
-    results = import_predictions(files, f"emobench_{task.lower()}", tmp_path / "run", model,
-                                 {"protocol": "paper"}, data_dir=str(files[0].parents[2]))
+    results = import_predictions(
+        files,
+        f"emobench_{task.lower()}",
+        tmp_path / "run",
+        model,
+        {"protocol": "paper"},
+        data_dir=str(files[0].parents[2]),
+    )
     entry = results["results"][0]
     assert f"{entry['metrics']['accuracy']['value'] * 100:.2f}" == f"{expected:.2f}"
     assert len(entry["details"]["accuracy_by_category"]) == 4
@@ -306,13 +419,20 @@ def test_reference_rows_in_another_order_and_with_retyped_quotes_find_their_item
     assert [s.metadata["subject"] for s, _ in imported] == ["Sam", "Priya", "Dana", "Leo"]
 
 
-@pytest.mark.parametrize("rows, message", [
-    (lambda r: [r[0], r[0]], "match the same item as line 2"),
-    (lambda r: [r[0].replace("Quit on the spot", "Resign").replace("Pretend nothing", "Forget what")],
-     "match no item of EA.jsonl"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (lambda r: [r[0], r[0]], "match the same item as line 2"),
+        (
+            lambda r: [r[0].replace("Quit on the spot", "Resign").replace("Pretend nothing", "Forget what")],
+            "match no item of EA.jsonl",
+        ),
+    ],
+)
 def test_a_reference_row_without_a_unique_item_names_file_and_line(tmp_path, rows, message):
-    path = _reference_csv(tmp_path, rows((FIX / "ea-model-en.csv").read_text(encoding="utf-8").splitlines()[1:]))
+    path = _reference_csv(
+        tmp_path, rows((FIX / "ea-model-en.csv").read_text(encoding="utf-8").splitlines()[1:])
+    )
     with pytest.raises(DataError, match=message) as err:
         _task("emobench_ea").read_reference_outputs([path])
     assert err.value.path.endswith("reordered-en.csv") and err.value.line == len(rows(["x", "y"])) + 1

@@ -36,9 +36,17 @@ def _module():
     return sys.modules["emobench_tasks.eqbench.task"]
 
 
-@pytest.mark.parametrize("d, expected", [
-    (0, 0.0), (1, 6.5 / (1 + math.exp(3.6))), (4, 3.25), (5, 6.5 / (1 + math.exp(-1.2))), (6, 6.0), (10, 10.0),
-])
+@pytest.mark.parametrize(
+    "d, expected",
+    [
+        (0, 0.0),
+        (1, 6.5 / (1 + math.exp(3.6))),
+        (4, 3.25),
+        (5, 6.5 / (1 + math.exp(-1.2))),
+        (6, 6.0),
+        (10, 10.0),
+    ],
+)
 def test_distance_penalty_worked_values(d, expected):
     assert _module().distance_penalty(d) == pytest.approx(expected)
 
@@ -62,19 +70,22 @@ def test_prompt_has_revision_instructions_removed():
     assert task.gen_params.temperature == 0.01 and task.gen_params.max_tokens == 60
 
 
-@pytest.mark.parametrize("reply, ok", [
-    ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8", True),
-    ("Sure!\nHurt: 8\nBetrayed: 7\nGrateful: 1\nAmused: 0\n", True),
-    ("Betrayed: 7\nAmused: 0\nHurt: 8", False),  # three pairs
-    ("Betrayed: 7\nAmused: 0\nGrateful: 0\nAngry: 8", False),  # not the reference emotions
-    ("betrayed: 7\namused: 0\ngrateful: 0\nhurt: 8", False),  # names must match exactly
-    # a restated block: a repeated name keeps its last value (upstream's dict(findall)), so it parses
-    ("Betrayed: 6\nAmused: 0\nGrateful: 0\nHurt: 8\nBetrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8", True),
-    ("Betrayed: 0\nAmused: 0\nGrateful: 0\nHurt: 0", False),  # an all-zero reply is unparseable
-    ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8\nAngry: 2", False),  # five names
-    ("Betrayed:7\nAmused: 0\nGrateful: 0\nHurt: 8", False),  # the rule needs whitespace after the colon
-    ("no scores", False),
-])
+@pytest.mark.parametrize(
+    "reply, ok",
+    [
+        ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8", True),
+        ("Sure!\nHurt: 8\nBetrayed: 7\nGrateful: 1\nAmused: 0\n", True),
+        ("Betrayed: 7\nAmused: 0\nHurt: 8", False),  # three pairs
+        ("Betrayed: 7\nAmused: 0\nGrateful: 0\nAngry: 8", False),  # not the reference emotions
+        ("betrayed: 7\namused: 0\ngrateful: 0\nhurt: 8", False),  # names must match exactly
+        # a restated block: a repeated name keeps its last value (upstream's dict(findall)), so it parses
+        ("Betrayed: 6\nAmused: 0\nGrateful: 0\nHurt: 8\nBetrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8", True),
+        ("Betrayed: 0\nAmused: 0\nGrateful: 0\nHurt: 0", False),  # an all-zero reply is unparseable
+        ("Betrayed: 7\nAmused: 0\nGrateful: 0\nHurt: 8\nAngry: 2", False),  # five names
+        ("Betrayed:7\nAmused: 0\nGrateful: 0\nHurt: 8", False),  # the rule needs whitespace after the colon
+        ("no scores", False),
+    ],
+)
 def test_parse_rule(reply, ok):
     task = _task()
     sample = next(iter(task.load_samples()))
@@ -146,8 +157,10 @@ def test_every_answer_the_baselines_draw_is_parseable():
 
 
 def _records(scores_and_outcomes):
-    return [{"sample_id": str(i), "score": s, "outcome": o, "parsed": None, "target": None, "metadata": {}}
-            for i, (s, o) in enumerate(scores_and_outcomes)]
+    return [
+        {"sample_id": str(i), "score": s, "outcome": o, "parsed": None, "target": None, "metadata": {}}
+        for i, (s, o) in enumerate(scores_and_outcomes)
+    ]
 
 
 def test_benchmark_score_excludes_unparseable_and_flags_failure():
@@ -169,10 +182,13 @@ def test_real_question_file_loads_171_items():
     assert all(len(s.target) == 4 and all(0 <= v <= 10 for v in s.target.values()) for s in samples)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda q: q["2"].pop("reference_answer_fullscale"), "missing field(s) 'reference_answer_fullscale'"),
-    (lambda q: q["2"]["reference_answer_fullscale"].update(emotion1_score="high"), "is not an integer"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda q: q["2"].pop("reference_answer_fullscale"), "missing field(s) 'reference_answer_fullscale'"),
+        (lambda q: q["2"]["reference_answer_fullscale"].update(emotion1_score="high"), "is not an integer"),
+    ],
+)
 def test_malformed_question_names_file_and_line(tmp_path, edit, message):
     questions = json.loads((FIX / "eq_bench_v2_questions_171.json").read_text())
     edit(questions)
@@ -201,8 +217,27 @@ def _reference_answer(messages):
 def test_run_end_to_end_scores_100_for_the_reference(make_server, tmp_path):
     server = make_server(answer_fn=_reference_answer)
     out = tmp_path / "run"
-    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
-                 "--data-dir", str(FIX), "--limit", "3", "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "openai/loopback",
+                "--base-url",
+                server.base_url,
+                "--tasks",
+                "eqbench",
+                "--data-dir",
+                str(FIX),
+                "--limit",
+                "3",
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     entry = json.loads((out / "results.json").read_text())["results"][0]
     assert entry["primary_metric"] == "eqbench_score"
     assert entry["metrics"]["eqbench_score"]["value"] == pytest.approx(100.0)
@@ -212,8 +247,25 @@ def test_run_end_to_end_scores_100_for_the_reference(make_server, tmp_path):
 def test_run_with_unparseable_replies_is_flagged_failed(make_server, tmp_path):
     server = make_server(answer_fn=lambda m: "They would feel sad.")
     out = tmp_path / "run"
-    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
-                 "--data-dir", str(FIX), "-o", str(out), "-q"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "openai/loopback",
+                "--base-url",
+                server.base_url,
+                "--tasks",
+                "eqbench",
+                "--data-dir",
+                str(FIX),
+                "-o",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     entry = json.loads((out / "results.json").read_text())["results"][0]
     assert entry["details"]["failed"] is True and entry["n_unparseable"] == 3
 
@@ -221,11 +273,26 @@ def test_run_with_unparseable_replies_is_flagged_failed(make_server, tmp_path):
 def test_random_baseline_scores_about_zero(tmp_path):
     path = shared_dataset("eqbench", "eq_bench_v2_questions_171.json")
     out = tmp_path / "run"
-    assert main(["run", "--model", "random", "--tasks", "eqbench", "--data-dir", str(path.parent), "-o", str(out),
-                 "-q", "--no-cache"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--tasks",
+                "eqbench",
+                "--data-dir",
+                str(path.parent),
+                "-o",
+                str(out),
+                "-q",
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     m = json.loads((out / "results.json").read_text())["results"][0]["metrics"]["eqbench_score"]
     assert m["ci_low"] <= 0 <= m["ci_high"]
-
 
 
 def _questions_text(pairs: list[tuple[str, dict]]) -> str:
@@ -259,8 +326,13 @@ class ScriptedBackend(Backend):
             self.temperatures.append(request.params.temperature)
             prompt = request.messages[-1]["content"]
             self.seen[prompt] += 1
-            out.append(Completion("I am not sure." if self.seen[prompt] <= self.bad
-                                  else _reference_answer(list(request.messages))))
+            out.append(
+                Completion(
+                    "I am not sure."
+                    if self.seen[prompt] <= self.bad
+                    else _reference_answer(list(request.messages))
+                )
+            )
         return out
 
 
@@ -281,7 +353,9 @@ def test_reask_raises_the_temperature_by_the_step_until_the_reply_parses(tmp_pat
     assert task.parse(out.responses[0], sample) == sample.target and usage.calls == 3
     attempts = out.trace["reask"][0]["attempts"]
     assert [a["temperature"] for a in attempts] == pytest.approx([0.01, 0.16, 0.31])
-    assert [a["parsed"] for a in attempts] == [False, False, True] and attempts[0]["reply"] == "I am not sure."
+    assert [a["parsed"] for a in attempts] == [False, False, True] and attempts[0][
+        "reply"
+    ] == "I am not sure."
     again = ScriptedBackend(bad=2)  # every attempt was cached: asking again calls nothing
     _, out2, usage2 = _ask(task, again, cache)
     assert again.temperatures == [] and usage2.cached_calls == 3 and out2.responses == out.responses
@@ -303,9 +377,29 @@ def test_reask_refuses_a_fixed_temperature_override():
 
 
 def test_run_with_reask_and_temperature_stops_with_one_line(server, tmp_path, capsys):
-    assert main(["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
-                 "--data-dir", str(FIX), "--task-arg", "reask=2", "--temperature", "0.5", "-q",
-                 "-o", str(tmp_path / "run")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "openai/loopback",
+                "--base-url",
+                server.base_url,
+                "--tasks",
+                "eqbench",
+                "--data-dir",
+                str(FIX),
+                "--task-arg",
+                "reask=2",
+                "--temperature",
+                "0.5",
+                "-q",
+                "-o",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--temperature" in err and "Traceback" not in err and server.state.snapshot()["requests"] == 0
 
@@ -324,8 +418,20 @@ def test_run_with_reask_recovers_items_and_resumes_from_the_cache(make_server, t
         return "They would feel sad." if asked[messages[-1]["content"]] == 1 else _reference_answer(messages)
 
     server = make_server(answer_fn=first_reply_unreadable)
-    args = ["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "eqbench",
-            "--data-dir", str(FIX), "--task-arg", "reask=2", "-q"]
+    args = [
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        server.base_url,
+        "--tasks",
+        "eqbench",
+        "--data-dir",
+        str(FIX),
+        "--task-arg",
+        "reask=2",
+        "-q",
+    ]
     assert main([*args, "-o", str(tmp_path / "run")]) == 0
     entry = json.loads((tmp_path / "run" / "results.json").read_text())["results"][0]
     assert entry["metrics"]["eqbench_score"]["value"] == pytest.approx(100.0) and entry["n_unparseable"] == 0

@@ -20,9 +20,16 @@ DATA = str(FIXTURES / "esconv")
 esconv = inspect.getmodule(builtin_tasks()["esconv_strategy"])
 
 # Kang et al.'s own scorer (1eastar/EmotionalSupport metrics.py) on their results.json
-KANG_PREFERENCES = [("Affirmation and Reassurance", 2.54), ("Providing Suggestions", 1.92),
-                    ("Reflection of Feelings", 1.02), ("Others", 0.89), ("Question", 0.63),
-                    ("Self-disclosure", 0.48), ("Restatement or Paraphrasing", 0.31), ("Information", 0.22)]
+KANG_PREFERENCES = [
+    ("Affirmation and Reassurance", 2.54),
+    ("Providing Suggestions", 1.92),
+    ("Reflection of Feelings", 1.02),
+    ("Others", 0.89),
+    ("Question", 0.63),
+    ("Self-disclosure", 0.48),
+    ("Restatement or Paraphrasing", 0.31),
+    ("Information", 0.22),
+]
 
 
 def test_kang2024_results_reproduce_accuracy_f1_and_preference_bias():
@@ -74,8 +81,10 @@ def test_framing_windows_end_with_a_seeker_turn_and_show_supporter_strategies():
 
 def test_split_is_seed_13_70_15_15_by_dialogue_and_reported():
     task = make_task("esconv_strategy", {"source": "esconv"}, DATA)
-    dialogs = {split: {s.id.rsplit("-", 1)[0] for s in task.load_samples(split)}
-               for split in ("train", "dev", "test")}
+    dialogs = {
+        split: {s.id.rsplit("-", 1)[0] for s in task.load_samples(split)}
+        for split in ("train", "dev", "test")
+    }
     assert (len(dialogs["train"]), len(dialogs["dev"]), len(dialogs["test"])) == (14, 3, 3)
     assert not (dialogs["train"] & dialogs["dev"]) and not (dialogs["dev"] & dialogs["test"])
     assert dialogs == {split: {s.id.rsplit("-", 1)[0] for s in task.load_samples(split)} for split in dialogs}
@@ -96,13 +105,16 @@ def test_failed_esconv_real_file_uses_speaker_listener_and_counts_noisy_labels()
     assert task.load_report["normalised"]["Questions -> Question"] > 100
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ('{"strategy": "Questions"}', "Question"),
-    ('```json\n{"strategy": "reflection of feelings"}\n```', "Reflection of Feelings"),
-    ("Answer: F", "Providing Suggestions"),
-    ("I would go with Self-disclosure.", "Self-disclosure"),
-    ("no idea", None),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('{"strategy": "Questions"}', "Question"),
+        ('```json\n{"strategy": "reflection of feelings"}\n```', "Reflection of Feelings"),
+        ("Answer: F", "Providing Suggestions"),
+        ("I would go with Self-disclosure.", "Self-disclosure"),
+        ("no idea", None),
+    ],
+)
 def test_parse_reads_names_variants_and_letters(reply, expected):
     task = make_task("esconv_strategy", {"source": "kang2024"}, DATA)
     sample = next(iter(task.load_samples()))
@@ -115,14 +127,33 @@ def test_kang_source_runs_end_to_end_with_preferences_in_details(tmp_path, serve
     # answers Affirmation -> 2 of 8 right; Affirmation beat the three strategies it replaced
     server.config.answers = {"driving test": '{"strategy": "Affirmation and Reassurance"}'}
     out = tmp_path / "run"
-    code = main(["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", "esconv_strategy",
-                 "--task-arg", "source=kang2024", "--data-dir", DATA, "-q", "--output", str(out)])
+    code = main(
+        [
+            "run",
+            "--model",
+            "openai/m",
+            "--base-url",
+            server.base_url,
+            "--tasks",
+            "esconv_strategy",
+            "--task-arg",
+            "source=kang2024",
+            "--data-dir",
+            DATA,
+            "-q",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "results.json").read_text())["results"][0]
     assert result["metrics"]["accuracy"]["value"] == 0.25
     details = result["details"]
     prefs = details["preference"]
-    assert all(prefs["Affirmation and Reassurance"] > prefs[s] for s in ("Question", "Reflection of Feelings", "Others"))
+    assert all(
+        prefs["Affirmation and Reassurance"] > prefs[s]
+        for s in ("Question", "Reflection of Feelings", "Others")
+    )
     assert details["predicted_distribution"]["Affirmation and Reassurance"] == 8
     assert details["loader"]["source"] == "kang2024"
     assert result["metrics"]["preference_bias"]["value"] > 0
@@ -144,6 +175,7 @@ def write_hub_layout(folder: Path, dialogs: list[dict]) -> Path:
     """The files the authors' `codes_zcj/_reformat/process.py` puts on the hub, written from the original
     fixture dialogues: shuffled with seed 13, the first 15% `valid.txt`, the next 15% `test.txt`, the rest
     `train.txt`; one JSON dialogue a line whose turns are {text, speaker: usr|sys, strategy}."""
+
     def turn(t: dict) -> dict:
         text = " ".join(t["content"].split())
         if t["speaker"] == "seeker":
@@ -155,7 +187,7 @@ def write_hub_layout(folder: Path, dialogs: list[dict]) -> Path:
     random.Random(13).shuffle(rows)
     n = int(0.15 * len(rows))
     folder.mkdir(parents=True, exist_ok=True)
-    for name, part in (("valid.txt", rows[:n]), ("test.txt", rows[n:2 * n]), ("train.txt", rows[2 * n:])):
+    for name, part in (("valid.txt", rows[:n]), ("test.txt", rows[n : 2 * n]), ("train.txt", rows[2 * n :])):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
     return folder
 
@@ -211,8 +243,11 @@ def test_a_split_with_no_samples_is_a_clear_error(tmp_path):
             if turn["speaker"] == "supporter":
                 turn["annotation"]["strategy"] = "Direct Guidance"  # not one of the 8: dropped
     write_hub_layout(tmp_path, dialogs)
-    with pytest.raises(DataError, match=r"test.txt: no samples in the test split: no supporter turn with one "
-                                        r"of the 8 strategies follows a seeker turn"):
+    with pytest.raises(
+        DataError,
+        match=r"test.txt: no samples in the test split: no supporter turn with one "
+        r"of the 8 strategies follows a seeker turn",
+    ):
         list(make_task("esconv_strategy", {}, str(tmp_path)).load_samples("test"))
 
 
@@ -247,9 +282,12 @@ def test_auto_never_reads_the_failed_dialogues_and_says_which_file_it_read(tmp_p
 
 def test_only_the_failed_dialogues_are_not_read_unasked(tmp_path):
     _copy(FIXTURES / "esconv" / "ESConv.json", tmp_path / "FailedESConv.json")
-    with pytest.raises(DataError, match=r"none of ESConv.json, train.txt \+ valid.txt \+ test.txt, "
-                                        r"kang2024_results.json, results.json found under --data-dir "
-                                        r"\(FailedESConv.json is read only with --task-arg source=failed\)"):
+    with pytest.raises(
+        DataError,
+        match=r"none of ESConv.json, train.txt \+ valid.txt \+ test.txt, "
+        r"kang2024_results.json, results.json found under --data-dir "
+        r"\(FailedESConv.json is read only with --task-arg source=failed\)",
+    ):
         list(make_task("esconv_strategy", {}, str(tmp_path)).load_samples())
 
 
@@ -285,8 +323,25 @@ def test_macro_f1_on_a_subset_is_reported_over_the_labels_present_and_over_all_e
     assert report["macro_f1"] == pytest.approx((1 / 2 + 2 / 3) / 8)
     # and in a run's results: the fixture's 8 items have 4 gold strategies
     out = tmp_path / "run"
-    assert main(["run", "--model", "random", "--tasks", "esconv_strategy", "--task-arg", "source=kang2024",
-                 "--data-dir", DATA, "-q", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--tasks",
+                "esconv_strategy",
+                "--task-arg",
+                "source=kang2024",
+                "--data-dir",
+                DATA,
+                "-q",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "results.json").read_text())["results"][0]
     present = result["details"]["labels_present"]
     assert result["metrics"]["macro_f1_present"]["n"] == 8 and set(present) <= set(esconv.STRATEGIES)
@@ -303,6 +358,8 @@ def test_macro_f1_present_is_kangs_q_on_the_full_set_and_sklearns_on_a_subset():
     assert len(sub["labels_present"]) == 7 and round(100 * sub["macro_f1"], 1) == 25.6
     assert round(100 * sub["macro_f1_present"], 1) == 29.2
     sklearn = pytest.importorskip("sklearn.metrics")  # Kang's scorer calls f1_score(average="macro")
-    assert sub["macro_f1_present"] == pytest.approx(sklearn.f1_score(
-        [r["strg_gold"].lower() for r in first], [r["strg_pred"].lower() for r in first], average="macro"))
-
+    assert sub["macro_f1_present"] == pytest.approx(
+        sklearn.f1_score(
+            [r["strg_gold"].lower() for r in first], [r["strg_pred"].lower() for r in first], average="macro"
+        )
+    )

@@ -41,7 +41,8 @@ def test_the_example_runs_end_to_end_with_the_random_baseline(tmp_path):
 def test_the_example_scores_a_model_that_knows_the_answers_at_100_percent(server, tmp_path):
     letters = {row["text"]: chr(65 + row["choices"].index(row["answer"])) for row in ITEMS}
     server.config.answer_fn = lambda messages: next(
-        '{"answer": "%s"}' % letter for text, letter in letters.items() if text in messages[-1]["content"])
+        '{"answer": "%s"}' % letter for text, letter in letters.items() if text in messages[-1]["content"]
+    )
     entry, _ = _run(tmp_path, "--model", "openai/loopback", "--base-url", server.base_url)
     assert entry["metrics"]["accuracy"]["value"] == 1.0 and entry["n_samples"] == 12
 

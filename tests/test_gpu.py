@@ -9,8 +9,10 @@ import pytest
 from test_local_backends import MSGS
 
 torch = pytest.importorskip("torch", reason="torch not installed")
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine"),
+]
 
 
 def test_hf_on_cuda_shared_prefix_matches_per_option_and_batches(tiny_model_dir):
@@ -26,8 +28,12 @@ def test_hf_on_cuda_shared_prefix_matches_per_option_and_batches(tiny_model_dir)
     params = GenParams(max_tokens=4)
 
     async def many():
-        return await asyncio.gather(*(backend.generate([ChatRequest(({"role": "user", "content": f"n {i}"},), params)])
-                                      for i in range(8)))
+        return await asyncio.gather(
+            *(
+                backend.generate([ChatRequest(({"role": "user", "content": f"n {i}"},), params)])
+                for i in range(8)
+            )
+        )
 
     assert len(asyncio.run(many())) == 8 and max(backend._batcher.batch_sizes) > 1
 
@@ -42,7 +48,9 @@ def test_vllm_generates_and_scores_options(tiny_model_dir):
     assert out.completion_tokens > 0
     hf = make_backend(f"hf/{tiny_model_dir}", {"dtype": "float32"})
     conts = [" A", " B"]
-    assert asyncio.run(backend.loglikelihood(MSGS, conts)) == pytest.approx(hf.score_options(MSGS, conts), abs=5e-2)
+    assert asyncio.run(backend.loglikelihood(MSGS, conts)) == pytest.approx(
+        hf.score_options(MSGS, conts), abs=5e-2
+    )
 
 
 def test_hf_on_cuda_records_its_environment_and_samples_each_row_with_its_own_seed(tiny_model_dir):
@@ -51,9 +59,18 @@ def test_hf_on_cuda_records_its_environment_and_samples_each_row_with_its_own_se
 
     backend = make_backend(f"hf/{tiny_model_dir}", {"dtype": "float32"})
     env = backend.environment()
-    assert env["device"].startswith("cuda") and env["cuda"] and env["gpu"] and "cuda" not in str(backend.identity())
-    requests = [ChatRequest(({"role": "user", "content": f"n {i}"},), GenParams(temperature=1.0, max_tokens=4, seed=7 + i))
-                for i in range(3)]
+    assert (
+        env["device"].startswith("cuda")
+        and env["cuda"]
+        and env["gpu"]
+        and "cuda" not in str(backend.identity())
+    )
+    requests = [
+        ChatRequest(
+            ({"role": "user", "content": f"n {i}"},), GenParams(temperature=1.0, max_tokens=4, seed=7 + i)
+        )
+        for i in range(3)
+    ]
 
     async def together():
         return [c[0].text for c in await asyncio.gather(*(backend.generate([r]) for r in requests))]

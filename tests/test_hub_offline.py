@@ -34,8 +34,12 @@ def closed_port() -> int:
 @pytest.fixture
 def no_network(tmp_path) -> dict[str, str]:
     """The hub endpoint is a closed port, the hub cache is empty, and no offline switch is set."""
-    return {"HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}", "HF_HOME": str(tmp_path / "hf"),
-            "HF_HUB_OFFLINE": "", "HF_DATASETS_OFFLINE": ""}
+    return {
+        "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "",
+        "HF_DATASETS_OFFLINE": "",
+    }
 
 
 @pytest.fixture
@@ -57,12 +61,20 @@ except EmobenchError as exc:
 def run_task(tmp_path, task: str, env: dict[str, str]):
     """Load the task's samples the way `emobench run` does, and print its error line as the CLI would."""
     start = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", LOAD, task], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, **env}, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, "-c", LOAD, task],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        cwd=tmp_path,
+    )
     return res, time.perf_counter() - start
 
 
-@pytest.mark.parametrize("task", ["emobench_ea", "longemotion_qa"])  # through `datasets`, and one file download
+@pytest.mark.parametrize(
+    "task", ["emobench_ea", "longemotion_qa"]
+)  # through `datasets`, and one file download
 @pytest.mark.parametrize("mode", ["unreachable", "HF_HUB_OFFLINE"])
 def test_a_hub_task_without_network_fails_fast_with_one_clear_line(tmp_path, no_network, offline, task, mode):
     res, elapsed = run_task(tmp_path, task, no_network if mode == "unreachable" else offline)
@@ -92,8 +104,14 @@ def test_without_a_hub_datasets_still_serves_what_it_can_without_one(tmp_path, n
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"a": 1}\n{"a": 2}\n')
     for env in (no_network, offline):
-        res = subprocess.run([sys.executable, "-c", CACHED, str(rows)], capture_output=True, text=True,
-                             timeout=120, env={**os.environ, **env}, cwd=tmp_path)
+        res = subprocess.run(
+            [sys.executable, "-c", CACHED, str(rows)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+            cwd=tmp_path,
+        )
         assert res.returncode == 0 and res.stdout.strip() == "2", res.stderr[-2000:]
 
 
@@ -126,7 +144,9 @@ def test_a_reachable_hub_is_asked_and_its_answer_is_the_error(tmp_path, no_netwo
     finally:
         server.shutdown()
         server.server_close()
-    assert res.returncode == 1 and "could not load from the Hugging Face hub" in res.stderr, res.stderr[-2000:]
+    assert res.returncode == 1 and "could not load from the Hugging Face hub" in res.stderr, res.stderr[
+        -2000:
+    ]
     assert "cannot be reached" not in res.stderr and elapsed < FAST_S
 
 

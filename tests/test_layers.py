@@ -47,8 +47,13 @@ def within(name: str, package: str) -> bool:
 
 def violations(sources: str, forbidden, allowed: tuple[str, ...] = ()) -> list[str]:
     """`source imports target` for each module under `sources` importing a `forbidden` target."""
-    return sorted(f"{src} imports {dst}" for src, targets in MODULES.items() if within(src, sources)
-                  and src not in allowed for dst in targets if dst != src and forbidden(src, dst))
+    return sorted(
+        f"{src} imports {dst}"
+        for src, targets in MODULES.items()
+        if within(src, sources) and src not in allowed
+        for dst in targets
+        if dst != src and forbidden(src, dst)
+    )
 
 
 def sibling(package: str, shared: tuple[str, ...]):
@@ -56,11 +61,14 @@ def sibling(package: str, shared: tuple[str, ...]):
     return lambda src, dst: within(dst, package) and dst not in shared and src != package
 
 
-@pytest.mark.parametrize("package, shared", [
-    ("emobench.commands", ("emobench.commands.common",)),
-    ("emobench.variants", ("emobench.variants.base",)),
-    ("emobench.models", ("emobench.models.base", "emobench.models.local")),
-])
+@pytest.mark.parametrize(
+    "package, shared",
+    [
+        ("emobench.commands", ("emobench.commands.common",)),
+        ("emobench.variants", ("emobench.variants.base",)),
+        ("emobench.models", ("emobench.models.base", "emobench.models.local")),
+    ],
+)
 def test_siblings_share_only_their_common_module(package, shared):
     assert violations(package, sibling(package, shared)) == []
 
@@ -71,6 +79,9 @@ def test_backends_know_nothing_of_tasks():
 
 
 def test_only_the_cli_reaches_the_commands():
-    outside = violations("emobench", lambda src, dst: within(dst, "emobench.commands"),
-                         allowed=("emobench.cli", *[m for m in MODULES if within(m, "emobench.commands")]))
+    outside = violations(
+        "emobench",
+        lambda src, dst: within(dst, "emobench.commands"),
+        allowed=("emobench.cli", *[m for m in MODULES if within(m, "emobench.commands")]),
+    )
     assert outside == []

@@ -32,19 +32,23 @@ template: |
 
 def _answer_fn(accuracy_every: int, payload: bool = False):
     """Right on every item except every `accuracy_every`-th (by item number), optionally with a payload."""
+
     def answer(messages):
         text = messages[-1]["content"]
         i = int(text.split("#", 1)[1].split(" ", 1)[0])
         letter = "ABCD"[i % 4] if accuracy_every == 0 or i % accuracy_every else "ABCD"[(i + 1) % 4]
         reply = json.dumps({"answer": letter})
         return f"{reply}\n{PAYLOAD}" if payload else reply
+
     return answer
 
 
 def make_runs(root: Path) -> dict[str, Path]:
     """Write the task files and run every model of the test leaderboard into root/runs/."""
-    rows = [{"id": f"it{i:02d}", "text": f"Item #{i} a short scene number {i}.", "label": LABELS[i % 4]}
-            for i in range(40)]
+    rows = [
+        {"id": f"it{i:02d}", "text": f"Item #{i} a short scene number {i}.", "label": LABELS[i % 4]}
+        for i in range(40)
+    ]
     rows[3]["text"] = f"Item #3 {PAYLOAD} & friends."
     (root / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "task.yaml").write_text(TASK.format(prefix=""))
@@ -53,8 +57,20 @@ def make_runs(root: Path) -> dict[str, Path]:
 
     def run(name: str, model: str, answer=None, task_file: str = "task.yaml", extra: tuple[str, ...] = ()):
         out = root / "runs" / name
-        args = ["run", "--model", model, "--task-file", str(root / task_file), "--tasks", "lb_demo",
-                "-o", str(out), "-q", "--no-cache", *extra]
+        args = [
+            "run",
+            "--model",
+            model,
+            "--task-file",
+            str(root / task_file),
+            "--tasks",
+            "lb_demo",
+            "-o",
+            str(out),
+            "-q",
+            "--no-cache",
+            *extra,
+        ]
         if answer is None:
             assert main(args) == 0
         else:
@@ -74,7 +90,8 @@ def make_runs(root: Path) -> dict[str, Path]:
     (runs["weak"] / "results.json").write_text(json.dumps(results))
     (root / "board.yaml").write_text(
         "name: test\ntitle: Test board\nruns: [runs/*/results.json]\n"
-        "tasks:\n  - {task: lb_demo, metric: accuracy, floor: 0.25, ceiling: 1.0}\n")
+        "tasks:\n  - {task: lb_demo, metric: accuracy, floor: 0.25, ceiling: 1.0}\n"
+    )
     return runs
 
 
@@ -83,8 +100,20 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("board")
     runs = make_runs(root)
     out = root / "site"
-    assert main(["leaderboard", "build", str(root / "board.yaml"), "--out", str(out),
-                 "--runs", str(root / "runs")]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "build",
+                str(root / "board.yaml"),
+                "--out",
+                str(out),
+                "--runs",
+                str(root / "runs"),
+            ]
+        )
+        == 0
+    )
     return root, runs, out
 
 
@@ -180,24 +209,47 @@ def test_a_newer_run_of_the_same_model_replaces_the_older(site, tmp_path):
     res["results"][0]["metrics"]["accuracy"]["value"] = 0.75
     (copy / "results.json").write_text(json.dumps(res))
     out = tmp_path / "site"
-    assert main(["leaderboard", "build", str(root / "board.yaml"), "--out", str(out), "--runs",
-                 str(runs["weak"]), str(copy)]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "build",
+                str(root / "board.yaml"),
+                "--out",
+                str(out),
+                "--runs",
+                str(runs["weak"]),
+                str(copy),
+            ]
+        )
+        == 0
+    )
     data = json.loads((out / "leaderboard.json").read_text())
     assert data["entries"][0]["value"] == 0.75 and any("older run" in n for n in data["notes"])
 
 
 def test_significance_bands_group_overlapping_cis():
-    bands = significance_bands([("a", 0.9, 0.85, 0.95), ("b", 0.86, 0.80, 0.90), ("c", 0.7, 0.65, 0.75),
-                                ("d", 0.68, 0.6, 0.72), ("e", float("nan"), 0, 0)])
+    bands = significance_bands(
+        [
+            ("a", 0.9, 0.85, 0.95),
+            ("b", 0.86, 0.80, 0.90),
+            ("c", 0.7, 0.65, 0.75),
+            ("d", 0.68, 0.6, 0.72),
+            ("e", float("nan"), 0, 0),
+        ]
+    )
     assert bands == {"a": 1, "b": 1, "c": 2, "d": 2}
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\ntasks: []\n", "at least one task"),
-    ("name: x\ntasks: [{task: t, floor: 1, ceiling: 0.5}]\n", "ceiling must be above floor"),
-    ("name: x\nbogus: 1\ntasks: [t]\n", "unknown key(s) bogus"),
-    ("tasks: [t\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\ntasks: []\n", "at least one task"),
+        ("name: x\ntasks: [{task: t, floor: 1, ceiling: 0.5}]\n", "ceiling must be above floor"),
+        ("name: x\nbogus: 1\ntasks: [t]\n", "unknown key(s) bogus"),
+        ("tasks: [t\n", "not valid YAML"),
+    ],
+)
 def test_bad_leaderboard_file_is_one_clear_line(tmp_path, capsys, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -237,9 +289,28 @@ def checked(tmp_path_factory):
     def run(name: str, config: ServerConfig, code: int = 0) -> Path:
         out = root / "runs" / name
         with LoopbackServer(config) as srv:
-            assert main(["run", "--model", f"openai/{name}", "--base-url", srv.base_url, "--tasks", "eqbench",
-                         "--data-dir", str(EQ_FIXTURE), "-o", str(out), "-q", "--no-cache",
-                         "--max-retries", "0"]) == code
+            assert (
+                main(
+                    [
+                        "run",
+                        "--model",
+                        f"openai/{name}",
+                        "--base-url",
+                        srv.base_url,
+                        "--tasks",
+                        "eqbench",
+                        "--data-dir",
+                        str(EQ_FIXTURE),
+                        "-o",
+                        str(out),
+                        "-q",
+                        "--no-cache",
+                        "--max-retries",
+                        "0",
+                    ]
+                )
+                == code
+            )
         return out
 
     steady = run("steady", ServerConfig())
@@ -251,11 +322,14 @@ def checked(tmp_path_factory):
     res["manifest"]["model"]["spec"] = "openai/partial"
     res["results"][0]["n_samples"] = res["results"][0]["n_scored"] = 2
     (partial / "results.json").write_text(json.dumps(res))
-    (root / "eq.yaml").write_text("name: eq\nruns: [runs/*/results.json]\n"
-                                  "tasks:\n  - {task: eqbench, floor: 0, ceiling: 100}\n")
+    (root / "eq.yaml").write_text(
+        "name: eq\nruns: [runs/*/results.json]\ntasks:\n  - {task: eqbench, floor: 0, ceiling: 100}\n"
+    )
     out = root / "site"
-    assert main(["leaderboard", "build", str(root / "eq.yaml"), "--out", str(out),
-                 "--runs", str(root / "runs")]) == 0
+    assert (
+        main(["leaderboard", "build", str(root / "eq.yaml"), "--out", str(out), "--runs", str(root / "runs")])
+        == 0
+    )
     data = json.loads((out / "leaderboard.json").read_text())
     entries = {e["model"].split("/")[-1]: e for e in data["entries"]}
     overall = {r["model"].split("/")[-1]: r for r in data["overall"]}

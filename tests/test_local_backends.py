@@ -21,8 +21,10 @@ def tiny_hf(tiny_model_dir):
     return make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "batch_size": 4})
 
 
-MSGS = [{"role": "system", "content": "You read feelings."},
-        {"role": "user", "content": "Which one is a feeling? A) chair B) hope C) seven"}]
+MSGS = [
+    {"role": "system", "content": "You read feelings."},
+    {"role": "user", "content": "Which one is a feeling? A) chair B) hope C) seven"},
+]
 
 
 def test_hf_shared_prefix_loglikelihood_equals_one_full_pass_per_option(tiny_hf):
@@ -39,28 +41,38 @@ def test_hf_shared_prefix_loglikelihood_equals_one_full_pass_per_option(tiny_hf)
 
 
 def test_hf_collects_concurrent_generate_calls_into_batches_with_the_same_greedy_text(tiny_hf):
-    prompts = ["Nina felt joy.", "Omar was sad and tired after the long day, again.", "Reply with the letter."]
+    prompts = [
+        "Nina felt joy.",
+        "Omar was sad and tired after the long day, again.",
+        "Reply with the letter.",
+    ]
     params = GenParams(temperature=0.0, max_tokens=6)
 
     async def concurrently():
-        return await asyncio.gather(*(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)])
-                                      for p in prompts))
+        return await asyncio.gather(
+            *(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)]) for p in prompts)
+        )
 
     before = len(tiny_hf._batcher.batch_sizes)
     batched = [c[0] for c in asyncio.run(concurrently())]
     assert tiny_hf._batcher.batch_sizes[before:] == [3]  # one left-padded batch
-    alone = [asyncio.run(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)]))[0]
-             for p in prompts]
+    alone = [
+        asyncio.run(tiny_hf.generate([ChatRequest(({"role": "user", "content": p},), params)]))[0]
+        for p in prompts
+    ]
     assert [c.text for c in batched] == [c.text for c in alone]
     assert all(c.completion_tokens <= 6 and c.prompt_tokens > 0 for c in batched)
 
 
-def test_hf_identity_records_template_hash_revision_and_dtype_and_override_changes_it(tiny_model_dir, tiny_hf,
-                                                                                     tmp_path):
+def test_hf_identity_records_template_hash_revision_and_dtype_and_override_changes_it(
+    tiny_model_dir, tiny_hf, tmp_path
+):
     from emobench.models import make_backend
 
     ident = tiny_hf.identity()
-    assert ident["dtype"] == "float32" and ident["revision"].startswith("local:") and ident["chat_template_hash"]
+    assert (
+        ident["dtype"] == "float32" and ident["revision"].startswith("local:") and ident["chat_template_hash"]
+    )
     template = tmp_path / "plain.jinja"
     template.write_text("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:")
     other = make_backend(f"hf/{tiny_model_dir}", {"device": "cpu", "chat_template": str(template)})
@@ -68,7 +80,9 @@ def test_hf_identity_records_template_hash_revision_and_dtype_and_override_chang
     assert other.format_prompt(MSGS).endswith("assistant:") and "<|im_start|>" in tiny_hf.format_prompt(MSGS)
 
 
-def test_hf_identity_holds_every_argument_that_changes_outputs_and_environment_the_rest(tiny_model_dir, tiny_hf):
+def test_hf_identity_holds_every_argument_that_changes_outputs_and_environment_the_rest(
+    tiny_model_dir, tiny_hf
+):
     from emobench.models import make_backend
 
     ident = tiny_hf.identity()
@@ -87,8 +101,10 @@ def test_hf_identity_holds_every_argument_that_changes_outputs_and_environment_t
 
 def test_hf_sampled_draws_follow_the_request_seed_whatever_shares_the_batch(tiny_hf):
     def request(i: int, seed: int) -> ChatRequest:
-        return ChatRequest(({"role": "user", "content": f"Nina felt joy {i}."},),
-                           GenParams(temperature=1.0, max_tokens=6, seed=seed))
+        return ChatRequest(
+            ({"role": "user", "content": f"Nina felt joy {i}."},),
+            GenParams(temperature=1.0, max_tokens=6, seed=seed),
+        )
 
     async def together(requests):
         return [c[0].text for c in await asyncio.gather(*(tiny_hf.generate([r]) for r in requests))]
@@ -106,10 +122,22 @@ def test_hf_sampled_draws_follow_the_request_seed_whatever_shares_the_batch(tiny
 def test_vllm_identity_holds_the_engine_arguments_that_change_outputs_without_secrets():
     from emobench.models.vllm_backend import output_args
 
-    engine = {"quantization": "awq", "kv_cache_dtype": "fp8", "enforce_eager": True, "max_model_len": 4096,
-              "tensor_parallel_size": 2, "gpu_memory_utilization": 0.5, "hf_token": "hf_abcdefgh12345"}
-    assert output_args(engine) == {"enforce_eager": True, "hf_token": "<redacted>", "kv_cache_dtype": "fp8",
-                                   "max_model_len": 4096, "quantization": "awq"}
+    engine = {
+        "quantization": "awq",
+        "kv_cache_dtype": "fp8",
+        "enforce_eager": True,
+        "max_model_len": 4096,
+        "tensor_parallel_size": 2,
+        "gpu_memory_utilization": 0.5,
+        "hf_token": "hf_abcdefgh12345",
+    }
+    assert output_args(engine) == {
+        "enforce_eager": True,
+        "hf_token": "<redacted>",
+        "kv_cache_dtype": "fp8",
+        "max_model_len": 4096,
+        "quantization": "awq",
+    }
 
 
 def test_hf_cuts_prompts_that_do_not_fit_the_context_window_from_the_left(tiny_model_dir):
@@ -124,14 +152,35 @@ def test_hf_cuts_prompts_that_do_not_fit_the_context_window_from_the_left(tiny_m
 def test_hf_run_writes_template_hash_and_revision_into_the_manifest(tiny_model_dir, tmp_path):
     folder = tmp_path / "t"
     folder.mkdir()
-    (folder / "items.jsonl").write_text("".join(json.dumps({"id": str(i), "text": t, "label": lab}) + "\n" for i, (t, lab)
-                                                in enumerate([("Nina laughed.", "joy"), ("Omar cried.", "sadness")])))
-    (folder / "t.yaml").write_text("name: tiny_mc\ndata: items.jsonl\nfields: {id: id, input: text, target: label}\n"
-                                   "labels: [joy, sadness]\ntemplate: \"{{ input }}\\n{{ lettered_choices }}\"\n"
-                                   "output_mode: multiple_choice\n")
+    (folder / "items.jsonl").write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": t, "label": lab}) + "\n"
+            for i, (t, lab) in enumerate([("Nina laughed.", "joy"), ("Omar cried.", "sadness")])
+        )
+    )
+    (folder / "t.yaml").write_text(
+        "name: tiny_mc\ndata: items.jsonl\nfields: {id: id, input: text, target: label}\n"
+        'labels: [joy, sadness]\ntemplate: "{{ input }}\\n{{ lettered_choices }}"\n'
+        "output_mode: multiple_choice\n"
+    )
     out = tmp_path / "run"
-    assert cli(["run", "--task-file", str(folder / "t.yaml"), "-m", f"hf/{tiny_model_dir}", "--model-arg",
-                "device=cpu", "-o", str(out), "--no-cache"]) == 0
+    assert (
+        cli(
+            [
+                "run",
+                "--task-file",
+                str(folder / "t.yaml"),
+                "-m",
+                f"hf/{tiny_model_dir}",
+                "--model-arg",
+                "device=cpu",
+                "-o",
+                str(out),
+                "--no-cache",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())["manifest"]
     assert manifest["model"]["chat_template_hash"] and manifest["model"]["revision"].startswith("local:")
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -190,7 +239,7 @@ def test_llamacpp_shared_prefix_loglikelihood_equals_scoring_each_option_from_sc
         tokens = ref.tokenize(cont.encode(), add_bos=False, special=False)
         ref.reset()
         ref.eval(prefix + tokens)
-        rows = np.array(ref.scores[len(prefix) - 1: len(prefix) + len(tokens) - 1], dtype=np.float64)
+        rows = np.array(ref.scores[len(prefix) - 1 : len(prefix) + len(tokens) - 1], dtype=np.float64)
         logz = np.log(np.exp(rows - rows.max(1, keepdims=True)).sum(1)) + rows.max(1)
         reference.append(float(sum(rows[i, t] - logz[i] for i, t in enumerate(tokens))))
     assert fast == pytest.approx(reference, abs=1e-3)
@@ -206,11 +255,17 @@ def test_llamacpp_generates_greedily_and_reproducibly(embedded):
 
 
 # prompts sharing an instruction of several evaluation chunks, then a story of their own
-INSTRUCTION = ("Read the story and say which emotion the person most likely feels. Think about what "
-               "happened to them, what they expected, and how people usually react to such events. "
-               "Options: A) joy B) fear C) sadness D) anger\nStory: ")
-STORIES = ["Ana laughed at the puppy chasing its tail.", "Ben heard slow steps behind him in the dark lane.",
-           "Cleo's old dog died this morning.", "Dan's bike was stolen again, the third time this year."]
+INSTRUCTION = (
+    "Read the story and say which emotion the person most likely feels. Think about what "
+    "happened to them, what they expected, and how people usually react to such events. "
+    "Options: A) joy B) fear C) sadness D) anger\nStory: "
+)
+STORIES = [
+    "Ana laughed at the puppy chasing its tail.",
+    "Ben heard slow steps behind him in the dark lane.",
+    "Cleo's old dog died this morning.",
+    "Dan's bike was stolen again, the third time this year.",
+]
 LETTERS = [' {"answer": "A"', ' {"answer": "B"', ' {"answer": "C"', ' {"answer": "D"']
 UNRELATED = [{"role": "user", "content": "Complete the sequence: one, two, three, four, five, six"}]
 
@@ -258,7 +313,9 @@ def test_llamacpp_loglikelihoods_are_bit_identical_in_any_order_after_any_reques
         for i in order:
             if i < 0:  # an unrelated request in between: another prompt, or a generation
                 asyncio.run(backend.loglikelihood(UNRELATED, [" seven", " banana"]))
-                asyncio.run(backend.generate([ChatRequest(tuple(_ll_request(-i - 1)), GenParams(max_tokens=6))]))
+                asyncio.run(
+                    backend.generate([ChatRequest(tuple(_ll_request(-i - 1)), GenParams(max_tokens=6))])
+                )
                 continue
             out.setdefault(i, []).append(asyncio.run(backend.loglikelihood(_ll_request(i), LETTERS)))
         return out
@@ -289,14 +346,16 @@ def test_llamacpp_evaluates_a_prompt_in_the_same_fixed_chunks_whatever_came_befo
         return lambda b: asyncio.run(b.loglikelihood(_ll_request(i), LETTERS))
 
     def greedy(i):
-        return lambda b: asyncio.run(b.generate([ChatRequest(tuple(_ll_request(i)), GenParams(max_tokens=4))]))
+        return lambda b: asyncio.run(
+            b.generate([ChatRequest(tuple(_ll_request(i)), GenParams(max_tokens=4))])
+        )
 
     for run in (score(1), greedy(1)):
         fresh = batches(make_backend(None), run)
         for history in (score(1), score(0), greedy(1), greedy(2)):
             history(embedded)
             warm = batches(embedded, run)
-            assert warm == fresh[len(fresh) - len(warm):], (warm[:3], fresh[:6])
+            assert warm == fresh[len(fresh) - len(warm) :], (warm[:3], fresh[:6])
             assert all(start % embedded.eval_chunk == 0 for start, n in warm[:1])
     assert embedded.eval_chunk == 16 and embedded.identity()["eval_chunk"] == 16
 
@@ -341,8 +400,16 @@ def test_doctor_prints_backend_facts_and_three_canned_replies(server, capsys):
 
 
 def test_doctor_on_the_tiny_hf_model_reports_device_dtype_template_and_loglikelihoods(tiny_model_dir, capsys):
-    assert cli(["doctor", "--model", f"hf/{tiny_model_dir}", "--model-arg", "device=cpu", "--max-tokens", "4"]) == 0
+    assert (
+        cli(["doctor", "--model", f"hf/{tiny_model_dir}", "--model-arg", "device=cpu", "--max-tokens", "4"])
+        == 0
+    )
     out = capsys.readouterr().out
-    for fact in ("device             cpu", "dtype              float32", "context_window     256",
-                 "chat template      {% for m in messages %}", "log-likelihood of A/B/C"):
+    for fact in (
+        "device             cpu",
+        "dtype              float32",
+        "context_window     256",
+        "chat template      {% for m in messages %}",
+        "log-likelihood of A/B/C",
+    ):
         assert fact in out, fact

@@ -22,6 +22,7 @@ DATA = str(FIXTURES / "longemotion")
 
 # ---- reference: a literal transcription of LongEmotion's evaluations/qa_score.py (LongBench) ----------
 
+
 def ref_normalize_answer(s):
     def remove_articles(text):
         return re.sub(r"\b(a|an|the)\b", " ", text)
@@ -55,9 +56,44 @@ def ref_qa_f1_score(prediction, ground_truth):
 
 def _pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    vocab = ["the", "The", "a", "An", "an", "calm", "Calm", "anxiety", "heart-rate", "rate", "no", "yes",
-             "U.S.", "it's", "don't", "Theatre", "another", "(the)", "a.", "", " ", "  ", "\t", "Ünïcode", "café",
-             "emotion,", "emotions", "42", "4.2", "—", "“quoted”", "and/or", "e.g.", "THE", "an-", "-the-"]
+    vocab = [
+        "the",
+        "The",
+        "a",
+        "An",
+        "an",
+        "calm",
+        "Calm",
+        "anxiety",
+        "heart-rate",
+        "rate",
+        "no",
+        "yes",
+        "U.S.",
+        "it's",
+        "don't",
+        "Theatre",
+        "another",
+        "(the)",
+        "a.",
+        "",
+        " ",
+        "  ",
+        "\t",
+        "Ünïcode",
+        "café",
+        "emotion,",
+        "emotions",
+        "42",
+        "4.2",
+        "—",
+        "“quoted”",
+        "and/or",
+        "e.g.",
+        "THE",
+        "an-",
+        "-the-",
+    ]
     pairs = []
     for _ in range(n):
         pred = " ".join(rng.choice(vocab) for _ in range(rng.randint(0, 8)))
@@ -82,6 +118,7 @@ def test_qa_f1_is_identical_to_the_reference_on_1000_pairs():
 
 # ---- EC ------------------------------------------------------------------------------------------------
 
+
 def test_ec_reads_both_subsets_with_current_and_old_field_names():
     task = make_task("longemotion_ec", {}, DATA)
     samples = list(task.load_samples())
@@ -93,14 +130,17 @@ def test_ec_reads_both_subsets_with_current_and_old_field_names():
     assert {s.metadata["subset"] for s in only.load_samples()} == {"finentity"}
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ('{"Emotion": "Joy"}', "Joy"),
-    ('I think...\n```json\n{"Emotion": "Guilt & Fear"}\n```', "Guilt & Fear"),
-    ('<think>maybe "Emotion": "Anger"</think>\n{"Emotion": "Joy"}', "Joy"),
-    ('The answer: "Emotion": "Fear", final', "Fear"),
-    ("Joy, clearly.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('{"Emotion": "Joy"}', "Joy"),
+        ('I think...\n```json\n{"Emotion": "Guilt & Fear"}\n```', "Guilt & Fear"),
+        ('<think>maybe "Emotion": "Anger"</think>\n{"Emotion": "Joy"}', "Joy"),
+        ('The answer: "Emotion": "Fear", final', "Fear"),
+        ("Joy, clearly.", None),
+        ("", None),
+    ],
+)
 def test_ec_parse_follows_the_emotion_json_rule(reply, expected):
     task = make_task("longemotion_ec", {}, DATA)
     sample = next(iter(task.load_samples()))
@@ -114,7 +154,13 @@ def _ec_file(tmp_path, *rows: dict) -> str:
 
 
 def _ec_row(choices, i: int = 1) -> dict:
-    return {"id": i, "content": "Shares of Acme rose.", "subject": "Acme", "label": "Positive", "choices": choices}
+    return {
+        "id": i,
+        "content": "Shares of Acme rose.",
+        "subject": "Acme",
+        "label": "Positive",
+        "choices": choices,
+    }
 
 
 def test_ec_choices_stored_as_a_json_string_are_read_as_a_list(tmp_path):
@@ -144,17 +190,38 @@ def test_ec_scoring_is_exact_and_case_sensitive():
 
 def _run(tmp_path, server, task: str, *extra: str) -> dict:
     out = tmp_path / task
-    code = main(["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", task,
-                 "--data-dir", DATA, "-q", "--output", str(out), *extra])
+    code = main(
+        [
+            "run",
+            "--model",
+            "openai/m",
+            "--base-url",
+            server.base_url,
+            "--tasks",
+            task,
+            "--data-dir",
+            DATA,
+            "-q",
+            "--output",
+            str(out),
+            *extra,
+        ]
+    )
     assert code == 0
     return next(r for r in json.loads((out / "results.json").read_text())["results"] if r["task"] == task)
 
 
 def test_ec_runs_end_to_end_with_per_subset_accuracy(tmp_path, server):
-    server.config.answers = {"Mara finally": '{"Emotion": "Joy"}', "Tomas borrowed": '{"Emotion": "guilt & fear"}',
-                             "Northwind": '```json\n{"Emotion": "Negative"}\n```', "Brightfield": "Positive!"}
+    server.config.answers = {
+        "Mara finally": '{"Emotion": "Joy"}',
+        "Tomas borrowed": '{"Emotion": "guilt & fear"}',
+        "Northwind": '```json\n{"Emotion": "Negative"}\n```',
+        "Brightfield": "Positive!",
+    }
     result = _run(tmp_path, server, "longemotion_ec")
-    assert result["metrics"]["accuracy"]["value"] == pytest.approx(0.5)  # 'guilt & fear' wrong case; bare text
+    assert result["metrics"]["accuracy"]["value"] == pytest.approx(
+        0.5
+    )  # 'guilt & fear' wrong case; bare text
     assert result["metrics"]["accuracy_ignore_case_punct"]["value"] == pytest.approx(0.75)
     assert result["n_unparseable"] == 1
     by = result["details"]["accuracy_by_subset"]
@@ -163,19 +230,29 @@ def test_ec_runs_end_to_end_with_per_subset_accuracy(tmp_path, server):
 
 # ---- QA ------------------------------------------------------------------------------------------------
 
+
 def test_qa_runs_end_to_end_with_mean_token_f1(tmp_path, server):
-    server.config.answers = {"Which emotion": "Calm.", "last for a week": "No, it did not",
-                             "measure before": "<think>hmm</think>resting heart rate"}
+    server.config.answers = {
+        "Which emotion": "Calm.",
+        "last for a week": "No, it did not",
+        "measure before": "<think>hmm</think>resting heart rate",
+    }
     result = _run(tmp_path, server, "longemotion_qa")
-    expected = (1.0 + token_f1("No, it did not", "no") + token_f1("resting heart rate", "the resting heart rate")) / 3
+    expected = (
+        1.0 + token_f1("No, it did not", "no") + token_f1("resting heart rate", "the resting heart rate")
+    ) / 3
     assert result["primary_metric"] == "f1"
     assert result["metrics"]["f1"]["value"] == pytest.approx(expected)
 
 
 def test_qa_missing_field_names_file_and_line(tmp_path):
     bad = tmp_path / "Emotion_QA.jsonl"
-    bad.write_text(json.dumps({"number": "F1", "problem": "q?", "answer": "a", "context": "c"}) + "\n"
-                   + json.dumps({"number": "F2", "answer": "a", "context": "c"}) + "\n")
+    bad.write_text(
+        json.dumps({"number": "F1", "problem": "q?", "answer": "a", "context": "c"})
+        + "\n"
+        + json.dumps({"number": "F2", "answer": "a", "context": "c"})
+        + "\n"
+    )
     task = make_task("longemotion_qa", {}, str(tmp_path))
     with pytest.raises(DataError, match=r"Emotion_QA.jsonl:2: missing field 'problem' or 'question'"):
         list(task.load_samples())
@@ -189,24 +266,36 @@ def test_without_data_dir_and_offline_the_hub_error_is_one_clear_line():
 
 # ---- ED ------------------------------------------------------------------------------------------------
 
+
 def test_ed_runs_end_to_end_and_out_of_range_indices_are_unparseable(tmp_path, server):
-    server.config.answers = {"I keep checking the news": '```json\n{"index": 4}\n```',
-                             "I lie awake": '{"index": 7}'}
+    server.config.answers = {
+        "I keep checking the news": '```json\n{"index": 4}\n```',
+        "I lie awake": '{"index": 7}',
+    }
     result = _run(tmp_path, server, "longemotion_ed")
     assert result["metrics"]["accuracy"]["value"] == 0.5 and result["n_unparseable"] == 1
 
 
 def test_ed_bad_ground_truth_names_file_and_line(tmp_path):
-    row = {"text": [{"index": 0, "context": "x"}, {"index": 1, "context": "y"}], "label": ["a", "b"],
-           "length": 2, "ground_truth": 5}
+    row = {
+        "text": [{"index": 0, "context": "x"}, {"index": 1, "context": "y"}],
+        "label": ["a", "b"],
+        "length": 2,
+        "ground_truth": 5,
+    }
     (tmp_path / "Emotion_Detection.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(DataError, match=r"Emotion_Detection.jsonl:1: ground_truth 5"):
         list(make_task("longemotion_ed", {}, str(tmp_path)).load_samples())
 
 
 def test_ed_repeated_id_names_file_and_line(tmp_path):
-    row = {"id": 3, "text": [{"index": 0, "context": "x"}, {"index": 1, "context": "y"}], "label": ["a", "b"],
-           "length": 2, "ground_truth": 1}
+    row = {
+        "id": 3,
+        "text": [{"index": 0, "context": "x"}, {"index": 1, "context": "y"}],
+        "label": ["a", "b"],
+        "length": 2,
+        "ground_truth": 1,
+    }
     (tmp_path / "Emotion_Detection.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(DataError, match=r"Emotion_Detection.jsonl:2: duplicate id '3'"):
         list(make_task("longemotion_ed", {}, str(tmp_path)).load_samples())

@@ -47,8 +47,16 @@ def test_complete_only_when_every_manifest_sample_has_a_record(tmp_path):
     lines = store.samples_path.read_text().splitlines(keepends=True)
     store.samples_path.write_text("".join(lines[:4] + lines[7:]))  # three samples lost
     tasks, variants = prepare_tasks(config), [make_variant("direct")]
-    again = build_results(store, tasks, variants, results["manifest"], results["manifest_hash"],
-                          ModelClient(make_backend("random")), 0.0, config)
+    again = build_results(
+        store,
+        tasks,
+        variants,
+        results["manifest"],
+        results["manifest_hash"],
+        ModelClient(make_backend("random")),
+        0.0,
+        config,
+    )
     assert again["run"]["complete"] is False
     assert again["run"]["n_expected"] == 10 and again["run"]["n_missing"] == 3
 
@@ -57,8 +65,17 @@ def test_the_seed_reaches_the_requests_so_a_new_seed_is_not_served_from_the_cach
     task = write_task(tmp_path / "task", 5)
 
     def run_with(seed: int) -> None:
-        asyncio.run(run(RunConfig(model="openai/loopback", base_url=server.base_url, task_files=[str(task)],
-                                  output=str(tmp_path / f"run-{seed}"), seed=seed)))
+        asyncio.run(
+            run(
+                RunConfig(
+                    model="openai/loopback",
+                    base_url=server.base_url,
+                    task_files=[str(task)],
+                    output=str(tmp_path / f"run-{seed}"),
+                    seed=seed,
+                )
+            )
+        )
 
     run_with(1)
     assert server.state.requests == 5

@@ -38,15 +38,25 @@ def test_think_block_is_stripped():
 
 
 def test_an_explicit_answer_is_read_strictly_and_leniently():
-    for text in ('{"answer": "B"}', "Reasoning first.\nAnswer: (B)", "**Answer:** B", "Final answer: B) Sadness",
-                 "B", "B) Sadness", "Answer: Sadness, because she cries"):
+    for text in (
+        '{"answer": "B"}',
+        "Reasoning first.\nAnswer: (B)",
+        "**Answer:** B",
+        "Final answer: B) Sadness",
+        "B",
+        "B) Sadness",
+        "Answer: Sadness, because she cries",
+    ):
         assert parsing.choice_index(text, CHOICES, strict=True) == 1, text
         assert parsing.choice_index(text, CHOICES) == 1, text
 
 
 def test_a_hedged_or_free_text_answer_is_read_leniently_only():
-    for text in ("the answer is probably B because she cries", "She feels sadness, I would say.",
-                 '{"answer": "probably sadness"}'):
+    for text in (
+        "the answer is probably B because she cries",
+        "She feels sadness, I would say.",
+        '{"answer": "probably sadness"}',
+    ):
         assert parsing.choice_index(text, CHOICES) == 1, text
         assert parsing.choice_index(text, CHOICES, strict=True) is None, text
 
@@ -77,9 +87,13 @@ def test_parsers_never_raise_on_arbitrary_text(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
-                    max_leaves=10))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+        max_leaves=10,
+    )
+)
 def test_parsers_never_raise_on_arbitrary_json(value):
     import json
 

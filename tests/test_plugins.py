@@ -15,7 +15,7 @@ from emobench.errors import ConfigError
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "custom"
 
-PLUGIN_TASK = '''
+PLUGIN_TASK = """
 from emobench.task import ChoiceTask
 from emobench.types import Sample
 
@@ -28,13 +28,14 @@ class PluginTask(ChoiceTask):
     def load_samples(self, split="test"):
         for sid in self.ids:
             yield Sample(id=sid, input="Pick B.", choices=["x", "y"], target=1)
-'''
+"""
 
 
 @pytest.fixture
 def install_plugin(tmp_path, monkeypatch):
     """Install a package with an `emobench.tasks` entry point (its dist-info put on sys.path) whose
     task yields the sample ids given."""
+
     def install(ids: list[str], extra: str = "") -> None:
         pkg = tmp_path / "emo_plugin_demo"
         pkg.mkdir()
@@ -60,7 +61,10 @@ def test_entry_point_task_is_discovered_and_runs(fake_installed_plugin, tmp_path
     assert "plugin_demo" in registry.all_tasks()
     assert main(["list", "tasks"]) == 0
     assert "plugin_demo" in capsys.readouterr().out
-    assert main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")]) == 0
+    assert (
+        main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")])
+        == 0
+    )
 
 
 def test_list_commands_print_one_line_each(capsys):
@@ -97,8 +101,13 @@ def test_dev_size_holds_out_whole_groups_disjoint_from_test():
         def load_samples(self, split="test"):
             for i in range(20):
                 for side in ("a", "b"):
-                    yield Sample(id=f"{i}{side}", input="x", choices=["p", "q"], target=0,
-                                 metadata={"pair_id": f"p{i}"})
+                    yield Sample(
+                        id=f"{i}{side}",
+                        input="x",
+                        choices=["p", "q"],
+                        target=0,
+                        metadata={"pair_id": f"p{i}"},
+                    )
 
     plain = Paired()
     assert not plain.has_split("dev")
@@ -112,7 +121,10 @@ def test_dev_size_holds_out_whole_groups_disjoint_from_test():
 
 def test_a_task_that_yields_one_id_twice_is_refused_before_any_call(install_plugin, tmp_path, capsys):
     install_plugin(["p1", "p2", "p3", "p2"])
-    assert main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")]) == 2
+    assert (
+        main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "plugin_demo" in err and "'p2'" in err and "#2 and #4" in err, err
     assert not (tmp_path / "r" / "samples.jsonl").exists()
@@ -120,13 +132,16 @@ def test_a_task_that_yields_one_id_twice_is_refused_before_any_call(install_plug
 
 def test_a_task_that_loads_no_samples_is_an_error_not_an_empty_result(install_plugin, tmp_path, capsys):
     install_plugin([])
-    assert main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")]) == 2
+    assert (
+        main(["run", "--model", "random", "--tasks", "plugin_demo", "-q", "--output", str(tmp_path / "r")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "task plugin_demo loaded 0 samples" in err and "split 'test'" in err, err
     assert not (tmp_path / "r" / "results.json").exists()
 
 
-NO_DEV = '''
+NO_DEV = """
     splits = ("test", "dev")
 
     def split_samples(self, split="test"):
@@ -134,27 +149,55 @@ NO_DEV = '''
             from emobench.errors import DataError
             raise DataError("plugin", "no samples in the dev split")
         return self.load_samples(split)
-'''
+"""
 
 
 def test_a_direct_run_does_not_load_the_dev_split(install_plugin, tmp_path, server):
     """Only variants that read the dev split (fewshot, refine) load it: a small dataset whose dev split
     is empty (an error when loaded) still runs `direct`."""
     install_plugin(["p1", "p2"], NO_DEV)
-    args = ["run", "--model", "openai/m", "--base-url", server.base_url, "--tasks", "plugin_demo", "-q",
-            "--no-cache"]
+    args = [
+        "run",
+        "--model",
+        "openai/m",
+        "--base-url",
+        server.base_url,
+        "--tasks",
+        "plugin_demo",
+        "-q",
+        "--no-cache",
+    ]
     assert main([*args, "--output", str(tmp_path / "direct")]) == 0
     assert main([*args, "--variant", "fewshot", "--output", str(tmp_path / "fewshot")]) == 2
 
 
-@pytest.mark.parametrize("arg, words", [
-    ("bogus=1", ["bogus", "no selected task takes it", "vignettes (", "vignettes_affect (", "set", "dev_size"]),
-    ("protcol=paper", ["protcol", "no selected task takes it", "vignettes ("]),
-    ("emobench_ea.lang=zh", ["emobench_ea", "not selected", "vignettes, vignettes_affect"]),
-], ids=["unknown", "typo", "scoped-to-unselected-task"])
+@pytest.mark.parametrize(
+    "arg, words",
+    [
+        (
+            "bogus=1",
+            ["bogus", "no selected task takes it", "vignettes (", "vignettes_affect (", "set", "dev_size"],
+        ),
+        ("protcol=paper", ["protcol", "no selected task takes it", "vignettes ("]),
+        ("emobench_ea.lang=zh", ["emobench_ea", "not selected", "vignettes, vignettes_affect"]),
+    ],
+    ids=["unknown", "typo", "scoped-to-unselected-task"],
+)
 def test_a_task_arg_that_no_selected_task_takes_is_an_error(arg, words, tmp_path, capsys):
-    code = main(["run", "--model", "random", "--tasks", "vignettes,vignettes_affect", "--task-arg", arg, "-q",
-                 "--output", str(tmp_path / "r")])
+    code = main(
+        [
+            "run",
+            "--model",
+            "random",
+            "--tasks",
+            "vignettes,vignettes_affect",
+            "--task-arg",
+            arg,
+            "-q",
+            "--output",
+            str(tmp_path / "r"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert all(w in err for w in words), err
@@ -162,7 +205,9 @@ def test_a_task_arg_that_no_selected_task_takes_is_an_error(arg, words, tmp_path
 
 
 def test_an_unscoped_task_arg_goes_to_every_selected_task_that_takes_it():
-    tasks = registry.make_tasks(["vignettes", "emobench_ea", "emobench_eu"], {"lang": "zh", "set": "keyword_free"})
+    tasks = registry.make_tasks(
+        ["vignettes", "emobench_ea", "emobench_eu"], {"lang": "zh", "set": "keyword_free"}
+    )
     assert [t.args.get("lang") for t in tasks] == [None, "zh", "zh"]
     assert tasks[0].args["set"] == "keyword_free"
     scoped = registry.make_tasks(["emobench_ea", "emobench_eu"], {"emobench_eu.lang": "zh"})
@@ -177,8 +222,14 @@ def test_each_builtin_benchmark_is_a_folder_package_with_stable_module_names():
     modules = {name: cls.__module__ for name, cls in tasks.items()}
     assert modules["vignettes"] == modules["vignettes_affect"] == "emobench_tasks.vignettes.task"
     assert modules["aipsy_affect"] == modules["aipsy_affect_detect"] == "emobench_tasks.aipsy_affect.task"
-    assert {m.split(".")[1] for m in modules.values()} == {"aipsy_affect", "emobench", "eqbench", "esconv",
-                                                           "longemotion", "vignettes"}
+    assert {m.split(".")[1] for m in modules.values()} == {
+        "aipsy_affect",
+        "emobench",
+        "eqbench",
+        "esconv",
+        "longemotion",
+        "vignettes",
+    }
     # AIPsy-Affect reuses the vignette classes instead of copying them
     assert issubclass(tasks["aipsy_affect"], tasks["vignettes"])
     assert issubclass(tasks["aipsy_affect_detect"], tasks["vignettes_affect"])
@@ -188,7 +239,7 @@ def test_each_builtin_benchmark_is_a_folder_package_with_stable_module_names():
     assert (root / "vignettes" / "vignettes.jsonl").is_file()
 
 
-FOLDER_TASK = '''
+FOLDER_TASK = """
 from emobench.task import ChoiceTask
 from emobench.types import Sample
 
@@ -201,14 +252,14 @@ class FolderTask(ChoiceTask):
 
     def load_samples(self, split="test"):
         return [Sample(id=i, input=t, choices=["x", "y"], target=0) for i, t in ROWS]
-'''
-SINGLE_FILE = '''
+"""
+SINGLE_FILE = """
 from emobench.task import Task
 
 
 class Single(Task):
     name = "single_file_demo"
-'''
+"""
 
 
 @pytest.fixture
@@ -222,8 +273,11 @@ def tasks_folder(tmp_path, monkeypatch):
     (root / "solo.py").write_text(SINGLE_FILE)
     (root / "_private.py").write_text("raise RuntimeError('never imported')\n")
     (root / "notes").mkdir()  # a folder without task.py or __init__.py: not a task
-    (root / "feelings.yaml").write_text((FIXTURE_DIR / "feelings.yaml").read_text().replace(
-        "data: feelings.jsonl", f"data: {FIXTURE_DIR / 'feelings.jsonl'}"))
+    (root / "feelings.yaml").write_text(
+        (FIXTURE_DIR / "feelings.yaml")
+        .read_text()
+        .replace("data: feelings.jsonl", f"data: {FIXTURE_DIR / 'feelings.jsonl'}")
+    )
     (root / "suites.yaml").write_text("mine: {tasks: [folder_demo]}\n")
     monkeypatch.setattr(registry, "tasks_dir", lambda: root)
     registry.builtin_tasks.cache_clear()
@@ -233,8 +287,11 @@ def tasks_folder(tmp_path, monkeypatch):
     registry.builtin_tasks.cache_clear()
     registry.suites.cache_clear()
     package.__path__.remove(str(root))
-    for name in [n for n in sys.modules if n.split(".")[:2] in (["emobench_tasks", "mybench"],
-                                                                ["emobench_tasks", "solo"])]:
+    for name in [
+        n
+        for n in sys.modules
+        if n.split(".")[:2] in (["emobench_tasks", "mybench"], ["emobench_tasks", "solo"])
+    ]:
         del sys.modules[name]
 
 
@@ -251,16 +308,34 @@ def test_a_python_task_file_runs_and_names_its_tasks(tmp_path, capsys):
     path = tmp_path / "my_tasks.py"
     path.write_text(FOLDER_TASK.replace("from .items import ROWS", "ROWS = [('a', 'one')]"))
     assert registry.resolve_task_names(None, [str(path)]) == ["folder_demo"]
-    assert main(["run", "--model", "random", "--task-file", str(path), "-q", "--no-cache",
-                 "--output", str(tmp_path / "r")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--task-file",
+                str(path),
+                "-q",
+                "--no-cache",
+                "--output",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 0
+    )
     assert main(["list", "tasks", "--task-file", str(path)]) == 0
     assert "folder_demo" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("content, words", [
-    (None, "no such file"),
-    ("X = 1\n", "defines no Task subclass"),
-], ids=["missing", "no-task"])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "no such file"),
+        ("X = 1\n", "defines no Task subclass"),
+    ],
+    ids=["missing", "no-task"],
+)
 def test_a_bad_python_task_file_is_a_config_error(tmp_path, content, words):
     path = tmp_path / "t.py"
     if content is not None:

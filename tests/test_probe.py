@@ -30,8 +30,14 @@ def design(settings: probes.Settings = SETTINGS) -> probes.Design:
     return probes.Design.of(list(SHIPPED.items), [], settings.cv.folds, settings.cv.seed)
 
 
-def synthetic_states(d: probes.Design, layers: int = 4, hidden: int = 48, seed: int = 0,
-                     affect_at: int | None = None, emotion_at: int | None = None) -> np.ndarray:
+def synthetic_states(
+    d: probes.Design,
+    layers: int = 4,
+    hidden: int = 48,
+    seed: int = 0,
+    affect_at: int | None = None,
+    emotion_at: int | None = None,
+) -> np.ndarray:
     """Noise [layers, items, hidden] with per-story content shared by a story's items; `affect_at` adds
     one direction to every affect-side item at that layer, `emotion_at` one direction per emotion."""
     rng = np.random.default_rng(seed)
@@ -65,10 +71,16 @@ def test_batched_logistic_regression_is_scikit_learns_solution(n_classes):
     scores = fitted.scores(X)
     for g, n in enumerate(sizes):
         for m in range(3):
-            ref = sklearn.LogisticRegression(C=Cs[g, m], tol=1e-10, max_iter=100_000).fit(X[g, :n], y[g, m, :n])
+            ref = sklearn.LogisticRegression(C=Cs[g, m], tol=1e-10, max_iter=100_000).fit(
+                X[g, :n], y[g, m, :n]
+            )
             s = scores[g, m, :n]
-            ours = np.c_[1 / (1 + np.exp(s[:, 0])), 1 / (1 + np.exp(-s[:, 0]))] if n_classes == 2 else \
-                np.exp(s - s.max(1, keepdims=True)) / np.exp(s - s.max(1, keepdims=True)).sum(1, keepdims=True)
+            ours = (
+                np.c_[1 / (1 + np.exp(s[:, 0])), 1 / (1 + np.exp(-s[:, 0]))]
+                if n_classes == 2
+                else np.exp(s - s.max(1, keepdims=True))
+                / np.exp(s - s.max(1, keepdims=True)).sum(1, keepdims=True)
+            )
             np.testing.assert_allclose(ours, ref.predict_proba(X[g, :n]), atol=1e-5)
 
 
@@ -123,10 +135,16 @@ def test_shuffled_labels_give_chance_within_the_ci():
     d = design()
     rng = np.random.default_rng(7)
     stories = sorted(set(d.pair))
-    emotion_of = dict(zip(stories, rng.permutation([EMOTIONS.index(s.split("-")[0]) for s in stories]), strict=True))
+    emotion_of = dict(
+        zip(stories, rng.permutation([EMOTIONS.index(s.split("-")[0]) for s in stories]), strict=True)
+    )
     flip = {p: bool(rng.integers(2)) for p in stories}
-    kind = np.array([("neutral" if k == "affect" else "affect") if flip[p] and k != "keyword_rich" else k
-                     for k, p in zip(d.kind, d.pair, strict=True)])
+    kind = np.array(
+        [
+            ("neutral" if k == "affect" else "affect") if flip[p] and k != "keyword_rich" else k
+            for k, p in zip(d.kind, d.pair, strict=True)
+        ]
+    )
     emotion = np.array([emotion_of[p] if k != "neutral" else -1 for k, p in zip(kind, d.pair, strict=True)])
     shuffled = probes.Design(kind, emotion, d.pair, d.transfer, d.texts, d.fold)
     result = probes.analyse(synthetic_states(d, affect_at=0, emotion_at=1, layers=2), shuffled, SETTINGS)
@@ -195,12 +213,35 @@ def test_batched_extraction_equals_one_item_at_a_time_and_pools_only_the_items_t
 
 def test_probe_command_writes_probe_json_and_svgs_and_show_prints_the_summary(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["probe", "--model", tiny, "--model-arg", "device=cpu", "-o", str(out), "-q",
-                 "--permutations", "3", "--pool", "mean,last"]) == 0
+    assert (
+        main(
+            [
+                "probe",
+                "--model",
+                tiny,
+                "--model-arg",
+                "device=cpu",
+                "-o",
+                str(out),
+                "-q",
+                "--permutations",
+                "3",
+                "--pool",
+                "mean,last",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    assert "affect reception" in printed and "categorization" in printed and f"run directory: {out}" in printed
+    assert (
+        "affect reception" in printed and "categorization" in printed and f"run directory: {out}" in printed
+    )
     report = json.loads((out / "probe.json").read_text())
-    assert report["manifest"]["battery"]["items"] == 144 and report["manifest"]["input"]["layers"] == [0, 1, 2]
+    assert report["manifest"]["battery"]["items"] == 144 and report["manifest"]["input"]["layers"] == [
+        0,
+        1,
+        2,
+    ]
     assert report["extraction"]["extracted"] == 144
     for pool in ("mean", "last"):
         body = report["pools"][pool]
@@ -222,7 +263,9 @@ def test_new_probe_settings_read_the_cache_without_loading_the_model(tiny, tmp_p
     from emobench.probe import extract as E
     from emobench.probe.run import ProbeConfig, run_probe
 
-    config = ProbeConfig(model=tiny, model_args={"device": "cpu"}, output=str(tmp_path / "run"), permutations=2)
+    config = ProbeConfig(
+        model=tiny, model_args={"device": "cpu"}, output=str(tmp_path / "run"), permutations=2
+    )
     run_probe(config)
 
     def no_model(*args, **kwargs):
@@ -238,8 +281,9 @@ def test_new_probe_settings_read_the_cache_without_loading_the_model(tiny, tmp_p
 def test_a_killed_extraction_resumes_with_the_items_it_had_not_finished(tiny, tmp_path):
     from emobench.probe.run import ProbeConfig, run_probe
 
-    config = ProbeConfig(model=tiny, model_args={"device": "cpu"}, output=str(tmp_path / "run"),
-                         permutations=2, batch_size=16)
+    config = ProbeConfig(
+        model=tiny, model_args={"device": "cpu"}, output=str(tmp_path / "run"), permutations=2, batch_size=16
+    )
 
     def kill_after_two_batches(done: int, total: int) -> None:
         if done >= 32:
@@ -257,28 +301,49 @@ def test_a_user_battery_file_and_aipsy_affect_with_its_transfer_split(tiny, tmp_
 
     from emobench.probe.run import ProbeConfig, run_probe
 
-    rows = [{"id": it.id, "pair_id": it.pair_id, "kind": it.kind, "emotion": it.emotion, "text": it.text}
-            for it in SHIPPED.items if it.kind != "keyword_rich"]
+    rows = [
+        {"id": it.id, "pair_id": it.pair_id, "kind": it.kind, "emotion": it.emotion, "text": it.text}
+        for it in SHIPPED.items
+        if it.kind != "keyword_rich"
+    ]
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    _, report = run_probe(ProbeConfig(model=tiny, model_args={"device": "cpu"}, battery=str(path),
-                                      output=str(tmp_path / "user"), permutations=2))
+    _, report = run_probe(
+        ProbeConfig(
+            model=tiny,
+            model_args={"device": "cpu"},
+            battery=str(path),
+            output=str(tmp_path / "user"),
+            permutations=2,
+        )
+    )
     assert report["manifest"]["battery"]["kinds"] == {"affect": 64, "neutral": 64}
     assert "keyword" not in report["pools"]["mean"]["curves"]  # no keyword-rich items: no keyword probe
     root = write_aipsy(tmp_path / "aipsy")
-    _, report = run_probe(ProbeConfig(model=tiny, model_args={"device": "cpu"}, battery="aipsy_affect",
-                                      data_dir=str(root), output=str(tmp_path / "aipsy-run"), folds=2,
-                                      permutations=2))
+    _, report = run_probe(
+        ProbeConfig(
+            model=tiny,
+            model_args={"device": "cpu"},
+            battery="aipsy_affect",
+            data_dir=str(root),
+            output=str(tmp_path / "aipsy-run"),
+            folds=2,
+            permutations=2,
+        )
+    )
     transfer = report["pools"]["mean"]["curves"]["transfer"]
     assert transfer["categorization_accuracy"][0]["n"] == report["manifest"]["battery"]["transfer_items"] > 0
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "openai/gpt-4o-mini"], "only in-process transformers models"),
-    (["--layers", "0,99"], "the model has layers 0-2"),
-    (["--pool", "max"], "choose from mean, last"),
-    (["--battery", "nope.jsonl"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "openai/gpt-4o-mini"], "only in-process transformers models"),
+        (["--layers", "0,99"], "the model has layers 0-2"),
+        (["--pool", "max"], "choose from mean, last"),
+        (["--battery", "nope.jsonl"], "no such file"),
+    ],
+)
 def test_probe_command_errors_are_one_line(tiny, tmp_path, capsys, argv, message):
     args = ["probe", "-q", "-o", str(tmp_path / "r"), "--model", tiny, "--model-arg", "device=cpu", *argv]
     assert main(args) == 2
@@ -295,8 +360,15 @@ def test_a_battery_too_small_for_the_folds_is_a_clear_error(tmp_path):
 
 
 def _write(path: Path, items) -> Path:
-    path.write_text("".join(json.dumps({"id": it.id, "pair_id": it.pair_id, "kind": it.kind,
-                                        "emotion": it.emotion, "text": it.text}) + "\n" for it in items))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"id": it.id, "pair_id": it.pair_id, "kind": it.kind, "emotion": it.emotion, "text": it.text}
+            )
+            + "\n"
+            for it in items
+        )
+    )
     return path
 
 
@@ -310,8 +382,9 @@ def test_leaderboard_gets_a_probing_page_grouped_by_battery_with_escaped_names(t
     monkeypatch.chdir(tmp_path)  # the leaderboard file's own `runs` patterns are relative to the cwd
     runs = tmp_path / "runs"
     assert main(["run", "--model", "random", "--tasks", "vignettes", "-o", str(runs / "a"), "-q"]) == 0
-    run_dir, _ = run_probe(ProbeConfig(model=tiny, model_args={"device": "cpu"}, output=str(runs / "p"),
-                                       permutations=2))
+    run_dir, _ = run_probe(
+        ProbeConfig(model=tiny, model_args={"device": "cpu"}, output=str(runs / "p"), permutations=2)
+    )
     report = read_report(run_dir)
     report["manifest"]["model"]["spec"] = "<script>alert(1)</script>"
     report["manifest"]["battery"]["fingerprint"] = "another-one"
@@ -342,7 +415,9 @@ def test_smollm2_probe_on_the_stories_with_keyword_rich_versions(tmp_path):
         pytest.skip(str(exc))
     stories = {it.pair_id for it in SHIPPED.items if it.kind == "keyword_rich"}
     path = _write(tmp_path / "stories.jsonl", [it for it in SHIPPED.items if it.pair_id in stories])
-    _, report = run_probe(ProbeConfig(battery=str(path), output=str(tmp_path / "run"), folds=4, permutations=5))
+    _, report = run_probe(
+        ProbeConfig(battery=str(path), output=str(tmp_path / "run"), folds=4, permutations=5)
+    )
     body = report["pools"]["mean"]
     assert report["manifest"]["model"]["gguf_file"].endswith(".gguf") and len(body["layers"]) == 31
     assert report["extraction"]["extracted"] == 48

@@ -14,10 +14,24 @@ from emobench.task import ChoiceTask
 from emobench.types import Sample
 from emobench.variants import make_variant
 
-DEV = [Sample(f"d{i}", f"Dev item number {i}: a long enough story about someone's day at work.", 0,
-              ["Calm", "Anger"]) for i in range(6)]
-TEST = [Sample(f"t{i}", f"Test item number {i}: another long enough story about a family dinner.", 0,
-               ["Calm", "Anger"]) for i in range(3)]
+DEV = [
+    Sample(
+        f"d{i}",
+        f"Dev item number {i}: a long enough story about someone's day at work.",
+        0,
+        ["Calm", "Anger"],
+    )
+    for i in range(6)
+]
+TEST = [
+    Sample(
+        f"t{i}",
+        f"Test item number {i}: another long enough story about a family dinner.",
+        0,
+        ["Calm", "Anger"],
+    )
+    for i in range(3)
+]
 
 
 class Toy(ChoiceTask):
@@ -50,6 +64,7 @@ def scripted(levels: dict[str, int]):
         instr = re.match(r"(INSTR-\d+)", text).group(1)
         n = int(re.search(r"number (\d+)", text).group(1))
         return '{"answer": "A"}' if n < levels.get(instr, 0) else '{"answer": "B"}'
+
     return answer, state
 
 
@@ -65,8 +80,13 @@ def optimise(make_server, tmp_path, levels, **args):
 
 
 def test_improves_then_stops_on_patience(make_server, tmp_path):
-    artifact, path, _, _ = optimise(make_server, tmp_path, {"INSTR-0": 1, "INSTR-1": 3, "INSTR-2": 3, "INSTR-3": 2},
-                                    max_rounds=5, patience=2)
+    artifact, path, _, _ = optimise(
+        make_server,
+        tmp_path,
+        {"INSTR-0": 1, "INSTR-1": 3, "INSTR-2": 3, "INSTR-3": 2},
+        max_rounds=5,
+        patience=2,
+    )
     assert [h["decision"] for h in artifact["history"]] == ["baseline", "improved", "stalled", "stalled"]
     assert artifact["stop_reason"] == "patience" and artifact["best_instruction"] == "INSTR-1"
     assert artifact["best_dev_score"] == pytest.approx(0.5)
@@ -74,8 +94,9 @@ def test_improves_then_stops_on_patience(make_server, tmp_path):
 
 
 def test_stops_at_max_rounds_when_every_round_improves(make_server, tmp_path):
-    artifact, *_ = optimise(make_server, tmp_path, {"INSTR-0": 0, "INSTR-1": 1, "INSTR-2": 2, "INSTR-3": 3},
-                            max_rounds=2)
+    artifact, *_ = optimise(
+        make_server, tmp_path, {"INSTR-0": 0, "INSTR-1": 1, "INSTR-2": 2, "INSTR-3": 3}, max_rounds=2
+    )
     assert artifact["stop_reason"] == "max_rounds" and artifact["best_instruction"] == "INSTR-2"
     assert [h["dev_score"] for h in artifact["history"]] == pytest.approx([0.0, 1 / 6, 2 / 6])
 
@@ -87,8 +108,9 @@ def test_stops_on_a_perfect_dev_score(make_server, tmp_path):
 
 def test_budget_exhausted_stops_before_overspending(make_server, tmp_path):
     # baseline 6 + planner 1 + teacher/critic/student 3 + target 6 = 16; the second round cannot start
-    artifact, _, state, srv = optimise(make_server, tmp_path, {"INSTR-0": 1, "INSTR-1": 2}, max_rounds=5,
-                                       max_calls=18)
+    artifact, _, state, srv = optimise(
+        make_server, tmp_path, {"INSTR-0": 1, "INSTR-1": 2}, max_rounds=5, max_calls=18
+    )
     assert artifact["stop_reason"] == "budget" and artifact["best_instruction"] == "INSTR-1"
     assert artifact["agent_calls_and_dev_answers"] <= 18
     assert srv.state.snapshot()["requests"] == artifact["usage"]["calls"] <= 18
@@ -103,6 +125,7 @@ def test_no_test_item_reaches_an_agent_and_the_artifact_is_reused(make_server, t
     async def go(client):
         await variant.prepare(task, client, DEV)
         return [await answer_sample(task, variant, s, client) for s in TEST]
+
     records = run(srv, go)
     assert state["agent_prompts"] and all(s.input not in p for s in TEST for p in state["agent_prompts"])
     assert all("INSTR-1" in r.prompt for r in records)
@@ -135,8 +158,22 @@ def test_refine_command_optimises_and_reports(make_server, tmp_path, monkeypatch
     monkeypatch.setattr(registry, "make_task", lambda name, args, data_dir=None, files=(): Toy())
     answer, _ = scripted({"INSTR-0": 1, "INSTR-1": 2})
     srv = make_server(answer_fn=answer)
-    code = cli.main(["refine", "--task", "toy_refine", "--model", "openai/loop", "--base-url", srv.base_url,
-                     "--max-rounds", "1", "--output", str(tmp_path), "--no-cache"])
+    code = cli.main(
+        [
+            "refine",
+            "--task",
+            "toy_refine",
+            "--model",
+            "openai/loop",
+            "--base-url",
+            srv.base_url,
+            "--max-rounds",
+            "1",
+            "--output",
+            str(tmp_path),
+            "--no-cache",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "round 1: 0.333  improved" in out and "INSTR-1" in out
     assert (tmp_path / "toy_refine__loop.json").is_file()

@@ -18,10 +18,29 @@ def test_two_processes_sharing_one_cache_do_not_corrupt_it(make_server, tmp_path
     env = {**os.environ, "EMOBENCH_CACHE_DIR": str(tmp_path / "shared-cache")}
 
     def start(name):
-        return subprocess.Popen([sys.executable, "-m", "emobench.cli", "run", "--model", "openai/loopback",
-                                 "--base-url", srv.base_url, "--task-file", str(task), "-c", "16", "-q",
-                                 "--output", str(tmp_path / name)], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emobench.cli",
+                "run",
+                "--model",
+                "openai/loopback",
+                "--base-url",
+                srv.base_url,
+                "--task-file",
+                str(task),
+                "-c",
+                "16",
+                "-q",
+                "--output",
+                str(tmp_path / name),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     procs = [start("a"), start("b")]
     for p in procs:
@@ -36,8 +55,26 @@ def test_two_processes_sharing_one_cache_do_not_corrupt_it(make_server, tmp_path
         assert len(lines) == 300 and len({json.loads(x)["key"] for x in lines}) == 300
     asked = srv.state.requests
     assert 300 <= asked <= 600
-    third = subprocess.run([sys.executable, "-m", "emobench.cli", "run", "--model", "openai/loopback",
-                            "--base-url", srv.base_url, "--task-file", str(task), "-q", "--output",
-                            str(tmp_path / "c")], env=env, capture_output=True, text=True, timeout=120)
+    third = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emobench.cli",
+            "run",
+            "--model",
+            "openai/loopback",
+            "--base-url",
+            srv.base_url,
+            "--task-file",
+            str(task),
+            "-q",
+            "--output",
+            str(tmp_path / "c"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert third.returncode == 0, third.stderr
     assert srv.state.requests == asked, "the third run was served from the shared cache"

@@ -17,17 +17,34 @@ from reliability_support import write_task
 
 
 def _config(task, out, base_url, **kw) -> RunConfig:
-    return RunConfig(model="openai/loopback", base_url=base_url, task_files=[str(task)],
-                     output=str(out) if out else None,
-                     use_cache=False, quiet=True, **kw)
+    return RunConfig(
+        model="openai/loopback",
+        base_url=base_url,
+        task_files=[str(task)],
+        output=str(out) if out else None,
+        use_cache=False,
+        quiet=True,
+        **kw,
+    )
 
 
 @pytest.mark.slow
 def test_thousand_calls_with_20_percent_faults_lose_and_duplicate_nothing(make_server, tmp_path):
     srv = make_server(fault_rate=0.2, retry_after=0.05, hang_seconds=3.0, seed=7)
     task = write_task(tmp_path / "task", 1000)
-    run_dir, results = asyncio.run(run(_config(task, tmp_path / "run", srv.base_url, concurrency=32,
-                                               timeout=0.5, max_retries=8, backoff_initial=0.01)))
+    run_dir, results = asyncio.run(
+        run(
+            _config(
+                task,
+                tmp_path / "run",
+                srv.base_url,
+                concurrency=32,
+                timeout=0.5,
+                max_retries=8,
+                backoff_initial=0.01,
+            )
+        )
+    )
     faults = srv.state.faults
     assert set(faults) == set(FAULTS), f"every fault kind injected: {dict(faults)}"
     assert sum(faults.values()) > 150
@@ -46,8 +63,11 @@ def test_thousand_calls_with_20_percent_faults_lose_and_duplicate_nothing(make_s
 def test_calls_that_always_fail_become_recorded_errors_reported_in_results(make_server, tmp_path):
     srv = make_server(fault_rate=1.0, faults=("503",))
     task = write_task(tmp_path / "task", 20)
-    run_dir, results = asyncio.run(run(_config(task, tmp_path / "run", srv.base_url, concurrency=4,
-                                               max_retries=2, backoff_initial=0.001)))
+    run_dir, results = asyncio.run(
+        run(
+            _config(task, tmp_path / "run", srv.base_url, concurrency=4, max_retries=2, backoff_initial=0.001)
+        )
+    )
     records = [json.loads(line) for line in (run_dir / "samples.jsonl").open()]
     assert [r["outcome"] for r in records] == ["error"] * 20
     assert all("HTTP 503" in r["error"] for r in records)
@@ -63,15 +83,18 @@ def test_calls_that_always_fail_become_recorded_errors_reported_in_results(make_
 def test_retry_after_is_honoured_before_the_retry(make_server, tmp_path):
     srv = make_server(fault_rate=1.0, faults=("429",), retry_after=0.4)
     task = write_task(tmp_path / "task", 1)
-    run_dir, results = asyncio.run(run(_config(task, tmp_path / "run", srv.base_url, max_retries=2,
-                                               backoff_initial=0.001)))
+    run_dir, results = asyncio.run(
+        run(_config(task, tmp_path / "run", srv.base_url, max_retries=2, backoff_initial=0.001))
+    )
     assert results["run"]["n_errors"] == 1 and srv.state.requests == 3 and results["run"]["retries"] == 2
     # two waits of Retry-After (0.4 s each) between the three attempts, not the 1 ms backoff
     record = json.loads((run_dir / "samples.jsonl").read_text())
     assert 0.8 <= record["latency_s"] < 3.0
 
 
-def test_a_run_that_ended_with_errors_is_resumed_by_the_same_command_even_without_cache(make_server, tmp_path):
+def test_a_run_that_ended_with_errors_is_resumed_by_the_same_command_even_without_cache(
+    make_server, tmp_path
+):
     """No --output: the default run directory is found again (its state says `errors`, not `complete`)
     and only the samples whose calls failed are asked again."""
     srv = make_server(fault_rate=0.3, faults=("503",), seed=3)

@@ -32,17 +32,31 @@ def _task_with_data(tmp_path, data: bytes):
     return tmp_path / "task.yaml"
 
 
-@pytest.mark.parametrize("data, line, words", [
-    ((GOOD + "\n{\"id\": \"x2\", \"text\": oops}\n").encode(), 2, "invalid JSON"),
-    ((GOOD + "\n" + GOOD[:25]).encode(), 2, "invalid JSON"),                       # truncated last line
-    ((GOOD + "\n").encode() + b'{"id": "b", "text": "caf\xe9", "label": "joy"}\n', 2, "UTF-8"),
-    ((GOOD + "\n" + GOOD + "\n").encode(), 2, "duplicate"),
-    ((GOOD + "\n[1, 2]\n").encode(), 2, "JSON object"),
-], ids=["malformed", "truncated", "non-utf8", "duplicate-id", "not-an-object"])
+@pytest.mark.parametrize(
+    "data, line, words",
+    [
+        ((GOOD + '\n{"id": "x2", "text": oops}\n').encode(), 2, "invalid JSON"),
+        ((GOOD + "\n" + GOOD[:25]).encode(), 2, "invalid JSON"),  # truncated last line
+        ((GOOD + "\n").encode() + b'{"id": "b", "text": "caf\xe9", "label": "joy"}\n', 2, "UTF-8"),
+        ((GOOD + "\n" + GOOD + "\n").encode(), 2, "duplicate"),
+        ((GOOD + "\n[1, 2]\n").encode(), 2, "JSON object"),
+    ],
+    ids=["malformed", "truncated", "non-utf8", "duplicate-id", "not-an-object"],
+)
 def test_broken_dataset_file_is_one_error_line_with_file_and_line(server, tmp_path, data, line, words):
     yaml_path = _task_with_data(tmp_path, data)
-    res = cli("run", "--model", "openai/loopback", "--base-url", server.base_url, "--task-file", str(yaml_path),
-              "-q", "--output", str(tmp_path / "run"))
+    res = cli(
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        server.base_url,
+        "--task-file",
+        str(yaml_path),
+        "-q",
+        "--output",
+        str(tmp_path / "run"),
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     err = res.stderr.strip()
     assert "\n" not in err and "Traceback" not in err
@@ -54,16 +68,28 @@ def test_broken_dataset_file_is_one_error_line_with_file_and_line(server, tmp_pa
 def test_hundred_megabyte_line_is_refused_with_file_and_line(server, tmp_path):
     huge = b'{"id": "h", "text": "' + b"a" * (100 * 1024 * 1024) + b'", "label": "joy"}\n'
     yaml_path = _task_with_data(tmp_path, (GOOD + "\n").encode() + huge)
-    res = cli("run", "--model", "openai/loopback", "--base-url", server.base_url, "--task-file", str(yaml_path),
-              "-q", "--output", str(tmp_path / "run"))
+    res = cli(
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        server.base_url,
+        "--task-file",
+        str(yaml_path),
+        "-q",
+        "--output",
+        str(tmp_path / "run"),
+    )
     err = res.stderr.strip()
     assert res.returncode == 2 and "\n" not in err and "items.jsonl" in err and ":2" in err, err
 
 
 TEXT = st.one_of(
     st.text(max_size=300),
-    st.from_regex(r"\{\s*\"(answer|index|score)\"\s*:\s*(\"[A-Za-z]{0,3}\"|-?\d{1,30}(\.\d*)?|null|\[\]|\{)\s*\}?",
-                  fullmatch=False),
+    st.from_regex(
+        r"\{\s*\"(answer|index|score)\"\s*:\s*(\"[A-Za-z]{0,3}\"|-?\d{1,30}(\.\d*)?|null|\[\]|\{)\s*\}?",
+        fullmatch=False,
+    ),
     st.builds(lambda a, b: f"<think>{a}</think>{b}", st.text(max_size=50), st.text(max_size=50)),
     st.builds(lambda n: "9" * n + "e999", st.integers(0, 400)),
 )
@@ -82,7 +108,9 @@ def _registered_parsers() -> list[tuple[str, Any, Sample]]:
             task = cls()
         except Exception:  # tasks needing arguments or data are fuzzed through parsing.*
             continue
-        out.append((name, task.parse, _own_sample(cls) or Sample(id="f", input="x", target=0, choices=CHOICES)))
+        out.append(
+            (name, task.parse, _own_sample(cls) or Sample(id="f", input="x", target=0, choices=CHOICES))
+        )
     return out
 
 
@@ -111,15 +139,18 @@ def test_parsers_never_raise_on_generated_model_outputs(text):
             raise AssertionError(f"{_name}.parse raised {type(exc).__name__}: {exc}") from exc
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ''.__class__.__mro__ }}",
-    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-    "{{ joiner.__init__.__globals__ }}",
-    "{{ lipsum.__globals__['os'] }}",
-    "{{ self._TemplateReference__context }}",
-    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ''.__class__.__mro__ }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+        "{{ joiner.__init__.__globals__ }}",
+        "{{ lipsum.__globals__['os'] }}",
+        "{{ self._TemplateReference__context }}",
+        "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    ],
+)
 def test_templates_reaching_python_internals_are_refused(template):
     with pytest.raises(ConfigError):
         out = render(template)
@@ -129,9 +160,21 @@ def test_templates_reaching_python_internals_are_refused(template):
 
 def test_task_file_with_escaping_template_stops_the_run_with_one_line(server, tmp_path):
     (tmp_path / "items.jsonl").write_text(GOOD + "\n", encoding="utf-8")
-    (tmp_path / "task.yaml").write_text(TASK_YAML.replace("{{ input }}", "{{ cycler.__init__.__globals__ }}"),
-                                        encoding="utf-8")
-    res = cli("run", "--model", "openai/loopback", "--base-url", server.base_url, "--task-file",
-              str(tmp_path / "task.yaml"), "-q", "--no-cache", "--output", str(tmp_path / "run"))
+    (tmp_path / "task.yaml").write_text(
+        TASK_YAML.replace("{{ input }}", "{{ cycler.__init__.__globals__ }}"), encoding="utf-8"
+    )
+    res = cli(
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        server.base_url,
+        "--task-file",
+        str(tmp_path / "task.yaml"),
+        "-q",
+        "--no-cache",
+        "--output",
+        str(tmp_path / "run"),
+    )
     assert res.returncode == 2 and "sandbox" in res.stderr and "\n" not in res.stderr.strip(), res.stderr
     assert server.state.requests == 0

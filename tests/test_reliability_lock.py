@@ -36,10 +36,26 @@ def _wait_for_first_sample(runs_root, proc, timeout: float = 120.0):
 def test_second_process_is_refused_and_a_killed_run_leaves_no_lock(server, tmp_path):
     server.config.latency = 1.0  # the first run is still running when the second one starts
     task = write_task(tmp_path / "task", N)
-    args = ["run", "--model", "openai/loopback", "--base-url", server.base_url, "--task-file", str(task), "-q",
-            "-c", "1", "--no-cache"]
-    first = subprocess.Popen([sys.executable, "-m", "emobench.cli", *args], cwd=tmp_path,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    args = [
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        server.base_url,
+        "--task-file",
+        str(task),
+        "-q",
+        "-c",
+        "1",
+        "--no-cache",
+    ]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "emobench.cli", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         run_dir = _wait_for_first_sample(tmp_path / "runs", first)
         second = cli(*args, cwd=tmp_path)  # the same command: it finds the same unfinished directory
@@ -64,6 +80,11 @@ def test_run_on_a_directory_locked_by_another_holder_stops_before_any_call(serve
     out = tmp_path / "run"
     busy = rf"in use by another emobench run \(pid {os.getpid()} "
     with RunStore(out).locked(), pytest.raises(RunDirError, match=busy):
-        asyncio.run(run(RunConfig(model="openai/loopback", base_url=server.base_url,
-                                  task_files=[str(task)], output=str(out))))
+        asyncio.run(
+            run(
+                RunConfig(
+                    model="openai/loopback", base_url=server.base_url, task_files=[str(task)], output=str(out)
+                )
+            )
+        )
     assert server.state.requests == 0 and not (out / "samples.jsonl").exists()

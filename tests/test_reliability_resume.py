@@ -23,8 +23,23 @@ N, CONCURRENCY, KILLS = 1500, 16, 20
 
 
 def _cmd(task, base_url, out):
-    return [sys.executable, "-m", "emobench.cli", "run", "--model", "openai/loopback", "--base-url", base_url,
-            "--task-file", str(task), "--concurrency", str(CONCURRENCY), "-q", "--output", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "emobench.cli",
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        base_url,
+        "--task-file",
+        str(task),
+        "--concurrency",
+        str(CONCURRENCY),
+        "-q",
+        "--output",
+        str(out),
+    ]
 
 
 def _finished_hashes(run_dir) -> set[str]:
@@ -59,8 +74,13 @@ def test_sigkill_at_20_random_points_then_resume_equals_uninterrupted_run(tmp_pa
         while True:
             finished = _finished_hashes(out)
             before = Counter(server.stats()["prompt_hashes"])
-            proc = subprocess.Popen(_cmd(task, server.base_url, out), env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(
+                _cmd(task, server.base_url, out),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             if kills < KILLS:
                 time.sleep(rng.uniform(0.3, 1.3))
             if kills < KILLS and proc.poll() is None:
@@ -78,12 +98,19 @@ def test_sigkill_at_20_random_points_then_resume_equals_uninterrupted_run(tmp_pa
             assert proc.returncode == -signal.SIGKILL, err
         assert kills == KILLS, f"the run finished after only {kills} kills"
         assert server.stats()["requests"] == N + total_repeats
-        print(f"RESUME samples={N} kills={kills} concurrency={CONCURRENCY} repeated_requests={total_repeats} "
-              f"max_repeats_per_resume<={CONCURRENCY} finished_samples_asked_again=0")
+        print(
+            f"RESUME samples={N} kills={kills} concurrency={CONCURRENCY} repeated_requests={total_repeats} "
+            f"max_repeats_per_resume<={CONCURRENCY} finished_samples_asked_again=0"
+        )
 
         ref_env = {**os.environ, "EMOBENCH_CACHE_DIR": str(tmp_path / "cache-ref")}
-        ref = subprocess.run(_cmd(task, server.base_url, tmp_path / "ref"), env=ref_env, capture_output=True,
-                             text=True, timeout=300)
+        ref = subprocess.run(
+            _cmd(task, server.base_url, tmp_path / "ref"),
+            env=ref_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert ref.returncode == 0, ref.stderr
     finally:
         server.stop()

@@ -30,17 +30,45 @@ def _files_containing(root: Path, needle: str) -> list[str]:
 def test_canary_api_key_is_never_written(make_server, tmp_path):
     srv = make_server(fault_rate=0.3, faults=("500", "429", "truncated"), seed=2)
     task = write_task(tmp_path / "task", 40)
-    env = {"OPENAI_API_KEY": CANARY, "MY_SERVICE_TOKEN": CANARY + "-2",
-           "EMOBENCH_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        "OPENAI_API_KEY": CANARY,
+        "MY_SERVICE_TOKEN": CANARY + "-2",
+        "EMOBENCH_CACHE_DIR": str(tmp_path / "cache"),
+    }
     logs = []
-    ok = cli("run", "--model", "openai/loopback", "--base-url", srv.base_url, "--task-file", str(task),
-             "--output", str(tmp_path / "runs" / "ok"), "--max-retries", "8", env=env)
+    ok = cli(
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        srv.base_url,
+        "--task-file",
+        str(task),
+        "--output",
+        str(tmp_path / "runs" / "ok"),
+        "--max-retries",
+        "8",
+        env=env,
+    )
     assert ok.returncode == 0, ok.stderr
     logs += [ok.stdout, ok.stderr]
     # a failing run: errors carry messages from the HTTP layer, which must not echo the key
     srv.config.fault_rate = 1.0
-    bad = cli("run", "--model", "openai/loopback", "--base-url", srv.base_url, "--task-file", str(task),
-              "--output", str(tmp_path / "runs" / "bad"), "--max-retries", "1", "--no-cache", env=env)
+    bad = cli(
+        "run",
+        "--model",
+        "openai/loopback",
+        "--base-url",
+        srv.base_url,
+        "--task-file",
+        str(task),
+        "--output",
+        str(tmp_path / "runs" / "bad"),
+        "--max-retries",
+        "1",
+        "--no-cache",
+        env=env,
+    )
     logs += [bad.stdout, bad.stderr]
     assert any(h == f"Bearer {CANARY}" for h in srv.state.auth_headers), "the key was really used"
     site = tmp_path / "site"
@@ -58,18 +86,35 @@ def test_canary_api_key_is_never_written(make_server, tmp_path):
 
 
 def test_only_credential_names_are_redacted_never_settings():
-    args = {"max_completion_tokens": 256, "max_tokens": 64, "top_k": 5, "cache_key": "run-a", "api_key": "sk-1",
-            "HF_TOKEN": "hf-2", "extra_headers": {"Authorization": "Bearer 3", "anthropic-beta": "tools"}}
-    assert public_args(args) == {"HF_TOKEN": "<redacted>", "api_key": "<redacted>", "cache_key": "run-a",
-                                 "extra_headers": {"Authorization": "<redacted>", "anthropic-beta": "tools"},
-                                 "max_completion_tokens": 256, "max_tokens": 64, "top_k": 5}
-    short, long = (make_backend("openai/m", {"max_completion_tokens": n}, base_url="http://127.0.0.1:9/v1")
-                   for n in (256, 4096))
+    args = {
+        "max_completion_tokens": 256,
+        "max_tokens": 64,
+        "top_k": 5,
+        "cache_key": "run-a",
+        "api_key": "sk-1",
+        "HF_TOKEN": "hf-2",
+        "extra_headers": {"Authorization": "Bearer 3", "anthropic-beta": "tools"},
+    }
+    assert public_args(args) == {
+        "HF_TOKEN": "<redacted>",
+        "api_key": "<redacted>",
+        "cache_key": "run-a",
+        "extra_headers": {"Authorization": "<redacted>", "anthropic-beta": "tools"},
+        "max_completion_tokens": 256,
+        "max_tokens": 64,
+        "top_k": 5,
+    }
+    short, long = (
+        make_backend("openai/m", {"max_completion_tokens": n}, base_url="http://127.0.0.1:9/v1")
+        for n in (256, 4096)
+    )
     request = ChatRequest(({"role": "user", "content": "hi"},)).cache_payload()
     assert request_key(short.identity(), request) != request_key(long.identity(), request)
 
 
-def test_token_limits_change_the_cache_key_and_manifest_and_a_model_arg_key_is_never_written(make_server, tmp_path):
+def test_token_limits_change_the_cache_key_and_manifest_and_a_model_arg_key_is_never_written(
+    make_server, tmp_path
+):
     """`--model-arg max_completion_tokens=256` and `=4096` were once one cache key and one manifest hash:
     the second run was served the first one's truncated replies. A key given as `--model-arg api_key=`
     authenticates (a header) and is written nowhere, the request body included."""
@@ -78,9 +123,19 @@ def test_token_limits_change_the_cache_key_and_manifest_and_a_model_arg_key_is_n
 
     def run_with(tokens: int) -> dict:
         out = tmp_path / "runs" / str(tokens)
-        asyncio.run(run(RunConfig(model="openai/m", base_url=srv.base_url, task_files=[str(task)], quiet=True,
-                                  output=str(out), cache_path=str(tmp_path / "cache" / "responses.sqlite"),
-                                  model_args={"max_completion_tokens": tokens, "api_key": CANARY})))
+        asyncio.run(
+            run(
+                RunConfig(
+                    model="openai/m",
+                    base_url=srv.base_url,
+                    task_files=[str(task)],
+                    quiet=True,
+                    output=str(out),
+                    cache_path=str(tmp_path / "cache" / "responses.sqlite"),
+                    model_args={"max_completion_tokens": tokens, "api_key": CANARY},
+                )
+            )
+        )
         return json.loads((out / "manifest.json").read_text())
 
     short = run_with(256)
@@ -90,6 +145,8 @@ def test_token_limits_change_the_cache_key_and_manifest_and_a_model_arg_key_is_n
     assert short["manifest_hash"] != long["manifest_hash"]
     assert long["manifest"]["model"]["args"] == {"max_completion_tokens": 4096}
     assert all(h == f"Bearer {CANARY}" for h in srv.state.auth_headers)
-    assert all("api_key" not in body and body["max_completion_tokens"] in (256, 4096) for body in srv.state.bodies)
+    assert all(
+        "api_key" not in body and body["max_completion_tokens"] in (256, 4096) for body in srv.state.bodies
+    )
     for root in (tmp_path / "runs", tmp_path / "cache"):
         assert _files_containing(root, CANARY) == []

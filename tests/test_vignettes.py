@@ -66,8 +66,9 @@ def test_default_suite_runs_every_shipped_affect_item_and_pair():
 
 def test_tasks_run_end_to_end_with_accuracy_auroc_and_cis(tmp_path, make_server):
     srv = make_server(answer_fn=oracle(read_items(BATTERY)))
-    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url,
-                  "--tasks", "vignettes,vignettes_affect")
+    res = run_cli(
+        tmp_path, "--model", "openai/x", "--base-url", srv.base_url, "--tasks", "vignettes,vignettes_affect"
+    )
     acc = res["vignettes"]["metrics"]["accuracy"]
     assert acc["value"] == 1.0 and acc["n"] == 64 and 0.9 < acc["ci_low"] < 1.0 == acc["ci_high"]
     confusion = res["vignettes"]["details"]["confusion"]
@@ -83,8 +84,15 @@ def test_tasks_run_end_to_end_with_accuracy_auroc_and_cis(tmp_path, make_server)
 
 
 def test_default_loopback_answers_are_near_chance(tmp_path, server):
-    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", server.base_url,
-                  "--tasks", "vignettes,vignettes_affect")
+    res = run_cli(
+        tmp_path,
+        "--model",
+        "openai/x",
+        "--base-url",
+        server.base_url,
+        "--tasks",
+        "vignettes,vignettes_affect",
+    )
     acc = res["vignettes"]["metrics"]["accuracy"]
     assert acc["ci_low"] <= 1 / 8 <= acc["ci_high"]
     det = res["vignettes_affect"]  # the loopback's canned sentence is no probability: unparseable
@@ -103,8 +111,17 @@ def test_random_baseline_is_within_its_ci_of_chance(tmp_path):
 def test_keyword_gap_with_both_sets(tmp_path, make_server):
     """A model that only gets keyword-rich items right shows a large positive keyword gap."""
     srv = make_server(answer_fn=oracle(read_items(BATTERY), wrong_unless=lambda it: it.kind != "affect"))
-    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url,
-                  "--tasks", "vignettes,vignettes_affect", "--task-arg", "set=both")
+    res = run_cli(
+        tmp_path,
+        "--model",
+        "openai/x",
+        "--base-url",
+        srv.base_url,
+        "--tasks",
+        "vignettes,vignettes_affect",
+        "--task-arg",
+        "set=both",
+    )
     m = res["vignettes"]["metrics"]
     assert m["accuracy"]["value"] == pytest.approx(8 / 64)  # it answers Joy on keyword-free items
     assert m["accuracy_keyword_rich"]["value"] == 1.0 and m["accuracy_keyword_rich"]["n"] == 16
@@ -116,8 +133,15 @@ def test_keyword_gap_with_both_sets(tmp_path, make_server):
 
 
 def test_keyword_rich_set_alone_is_the_headline_metric(tmp_path):
-    res = run_cli(tmp_path, "--model", "random", "--tasks", "vignettes,vignettes_affect",
-                  "--task-arg", "set=keyword_rich")
+    res = run_cli(
+        tmp_path,
+        "--model",
+        "random",
+        "--tasks",
+        "vignettes,vignettes_affect",
+        "--task-arg",
+        "set=keyword_rich",
+    )
     assert res["vignettes"]["metrics"]["accuracy"]["n"] == 16
     assert res["vignettes_affect"]["metrics"]["auroc"]["n"] == 32
     assert "keyword_gap" not in res["vignettes"]["metrics"]
@@ -126,21 +150,39 @@ def test_keyword_rich_set_alone_is_the_headline_metric(tmp_path):
 def test_set_argument_is_validated(tmp_path, capsys):
     with pytest.raises(ConfigError, match="set='nope'"):
         list(make_task("vignettes", {"set": "nope"}).load_samples())
-    assert main(["run", "--model", "random", "--tasks", "vignettes", "--task-arg", "set=nope",
-                 "-o", str(tmp_path / "r"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--tasks",
+                "vignettes",
+                "--task-arg",
+                "set=nope",
+                "-o",
+                str(tmp_path / "r"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "choose one of keyword_free, keyword_rich, both" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("reply, value", [
-    ('{"answer": "Yes", "probability": 85}', 85.0),
-    ('```json\n{"answer": "No", "probability": "12.5"}\n```', 12.5),
-    ('{"answer": "yes"}', 100.0),
-    ("No. Nothing in the story suggests it.", 0.0),
-    ("<think>maybe 99</think>{\"probability\": 70}", 70.0),
-    ('{"probability": 250}', None),
-    ("I cannot tell.", None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "reply, value",
+    [
+        ('{"answer": "Yes", "probability": 85}', 85.0),
+        ('```json\n{"answer": "No", "probability": "12.5"}\n```', 12.5),
+        ('{"answer": "yes"}', 100.0),
+        ("No. Nothing in the story suggests it.", 0.0),
+        ('<think>maybe 99</think>{"probability": 70}', 70.0),
+        ('{"probability": 250}', None),
+        ("I cannot tell.", None),
+        ("", None),
+    ],
+)
 def test_affect_reply_parsing(reply, value):
     task = make_task("vignettes_affect", {})
     sample = next(iter(task.load_samples()))
@@ -154,13 +196,24 @@ def test_affect_scores_come_from_yes_no_loglikelihoods_when_available():
     def rec(kind, pair, lls):
         parsed = 100.0 if lls[0] > lls[1] else 0.0
         target = int(kind != "neutral")
-        return {"sample_id": f"{pair}-{kind}", "outcome": "correct", "score": float((parsed >= 50) == target),
-                "parsed": parsed, "target": target, "metadata": {"kind": kind, "pair_id": pair},
-                "trace": {"mode": "loglikelihood", "loglikelihoods": lls}, "mode": "loglikelihood"}
+        return {
+            "sample_id": f"{pair}-{kind}",
+            "outcome": "correct",
+            "score": float((parsed >= 50) == target),
+            "parsed": parsed,
+            "target": target,
+            "metadata": {"kind": kind, "pair_id": pair},
+            "trace": {"mode": "loglikelihood", "loglikelihoods": lls},
+            "mode": "loglikelihood",
+        }
 
     # every item is answered "No", but affect items are less sure of it than their controls
-    records = [rec("affect", "p1", [-2.0, -1.0]), rec("neutral", "p1", [-5.0, -0.5]),
-               rec("affect", "p2", [-1.5, -1.0]), rec("neutral", "p2", [-4.0, -1.0])]
+    records = [
+        rec("affect", "p1", [-2.0, -1.0]),
+        rec("neutral", "p1", [-5.0, -0.5]),
+        rec("affect", "p2", [-1.5, -1.0]),
+        rec("neutral", "p2", [-4.0, -1.0]),
+    ]
     metrics, details = task.aggregate(records)
     assert metrics["auroc"].value == 1.0 and metrics["accuracy"].value == 0.5
     assert details["sign_test"]["wins"] == 2 and details["score_source"] == {"loglikelihood": 4}
@@ -168,8 +221,16 @@ def test_affect_scores_come_from_yes_no_loglikelihoods_when_available():
 
 # ---- AIPsy-Affect ---------------------------------------------------------------------------------------
 AIPSY_SPLITS = ("clinical", "neutral", "moderate", "complex_neutral")
-PRIMARY = {"rage": "anger", "terror": "fear", "grief": "sadness", "loathing": "disgust",
-           "amazement": "surprise", "admiration": "trust", "ecstasy": "joy", "vigilance": "anticipation"}
+PRIMARY = {
+    "rage": "anger",
+    "terror": "fear",
+    "grief": "sadness",
+    "loathing": "disgust",
+    "amazement": "surprise",
+    "admiration": "trust",
+    "ecstasy": "joy",
+    "vigilance": "anticipation",
+}
 
 
 def aipsy_rows(split: str) -> list[dict]:
@@ -216,16 +277,21 @@ def test_aipsy_pairs_each_clinical_item_with_its_matched_control_id(tmp_path):
     assert len(by_pair) == 16
     assert by_pair["B-rage-d1-v1"] == {"B-rage-d1-v1", "N-rage-d1-c1"}
     assert by_pair["B-vigilance-d2-v1"] == {"B-vigilance-d2-v1", "N-vigilance-d2-c1"}
-    other = list(make_task("aipsy_affect_detect", {"affect": "moderate", "control": "complex_neutral"},
-                           data_dir=str(root)).load_samples())
+    other = list(
+        make_task(
+            "aipsy_affect_detect", {"affect": "moderate", "control": "complex_neutral"}, data_dir=str(root)
+        ).load_samples()
+    )
     assert len(other) == 12 and len({s.metadata["pair_id"] for s in other}) == 12  # no matched partners
 
 
-@pytest.mark.parametrize("folder, neutral_emotion",
-                         [("data", None), (".", "neutral"), ("aipsy-affect/data", None)])
+@pytest.mark.parametrize(
+    "folder, neutral_emotion", [("data", None), (".", "neutral"), ("aipsy-affect/data", None)]
+)
 def test_aipsy_data_dir_takes_the_files_flat_or_under_data(tmp_path, folder, neutral_emotion):
     """A local copy of the hub repository (`data/<split>.parquet`), the files alone, or the repository one
     folder down; whether neutral rows name their pair's emotion or `neutral` does not matter."""
+
     def edit(split, frame):
         if split == "neutral" and neutral_emotion:
             frame["emotion"] = neutral_emotion
@@ -246,23 +312,47 @@ def _edit_row(split_name: str, column: str, row: int, value):
     return edit
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda split, frame: frame.drop(columns=["text"]) if split == "clinical" else frame,
-     r"clinical.parquet: missing column\(s\) 'text' \(columns found: id, emotion, intensity, domain, "
-     r"domain_label, matched_control_id, word_count\)"),
-    (_edit_row("clinical", "emotion", 2, "happiness"),
-     r"clinical.parquet:3: B-terror-d1-v1: emotion 'happiness' is not one of rage, terror, grief"),
-    (_edit_row("clinical", "text", 0, "  "), r"clinical.parquet:1: B-rage-d1-v1: empty text"),
-    (_edit_row("neutral", "matched_control_id", 1, "B-rage-d1-v1"),
-     r"neutral.parquet:2: N-rage-d2-c1: matched_control_id 'B-rage-d1-v1' is not a clinical item "
-     r"whose matched_control_id names this one"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda split, frame: frame.drop(columns=["text"]) if split == "clinical" else frame,
+            r"clinical.parquet: missing column\(s\) 'text' \(columns found: id, emotion, intensity, domain, "
+            r"domain_label, matched_control_id, word_count\)",
+        ),
+        (
+            _edit_row("clinical", "emotion", 2, "happiness"),
+            r"clinical.parquet:3: B-terror-d1-v1: emotion 'happiness' is not one of rage, terror, grief",
+        ),
+        (_edit_row("clinical", "text", 0, "  "), r"clinical.parquet:1: B-rage-d1-v1: empty text"),
+        (
+            _edit_row("neutral", "matched_control_id", 1, "B-rage-d1-v1"),
+            r"neutral.parquet:2: N-rage-d2-c1: matched_control_id 'B-rage-d1-v1' is not a clinical item "
+            r"whose matched_control_id names this one",
+        ),
+    ],
+)
 def test_aipsy_malformed_split_is_one_clear_error_naming_file_and_row(tmp_path, capsys, edit, message):
     root = write_aipsy(tmp_path, edit=edit)
     with pytest.raises(DataError, match=message):
         list(make_task("aipsy_affect_detect", {}, data_dir=str(root)).load_samples())
-    assert main(["run", "--model", "random", "--tasks", "aipsy_affect_detect", "--data-dir", str(root),
-                 "-o", str(tmp_path / "r"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--tasks",
+                "aipsy_affect_detect",
+                "--data-dir",
+                str(root),
+                "-o",
+                str(tmp_path / "r"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("emobench: error: ") and "\n" not in err
 
@@ -271,8 +361,17 @@ def test_aipsy_runs_end_to_end_from_data_dir(tmp_path, make_server):
     root = write_aipsy(tmp_path)
     battery = load_battery("aipsy_affect", root)
     srv = make_server(answer_fn=oracle(battery.items))
-    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url, "--data-dir", str(root),
-                  "--tasks", "aipsy_affect,aipsy_affect_detect")
+    res = run_cli(
+        tmp_path,
+        "--model",
+        "openai/x",
+        "--base-url",
+        srv.base_url,
+        "--data-dir",
+        str(root),
+        "--tasks",
+        "aipsy_affect,aipsy_affect_detect",
+    )
     assert res["aipsy_affect"]["metrics"]["accuracy"]["value"] == 1.0
     assert res["aipsy_affect"]["details"]["dataset_labels"] == {p: n for n, p in PRIMARY.items()}
     assert res["aipsy_affect_detect"]["metrics"]["auroc"]["value"] == 1.0
@@ -280,8 +379,20 @@ def test_aipsy_runs_end_to_end_from_data_dir(tmp_path, make_server):
 
 
 def test_aipsy_missing_files_or_network_are_clear_errors(tmp_path, capsys):
-    code = main(["run", "--model", "random", "--tasks", "aipsy_affect", "--data-dir", str(tmp_path),
-                 "-o", str(tmp_path / "r"), "-q"])
+    code = main(
+        [
+            "run",
+            "--model",
+            "random",
+            "--tasks",
+            "aipsy_affect",
+            "--data-dir",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "r"),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert f"clinical.parquet not found under --data-dir {tmp_path}" in err
@@ -295,16 +406,41 @@ def test_aipsy_missing_files_or_network_are_clear_errors(tmp_path, capsys):
 def _user_battery(path: Path) -> Path:
     """Two original pairs, one with a keyword-rich version, in the documented layout."""
     rows = [
-        {"id": "u1a", "pair_id": "u1", "kind": "affect", "emotion": "fear",
-         "text": "The lift stopped between floors and the lights went out. Ola pressed every button twice."},
-        {"id": "u1n", "pair_id": "u1", "kind": "neutral", "emotion": None,
-         "text": "The lift stopped at the third floor and the doors slid open. Ola pressed 5."},
-        {"id": "u1k", "pair_id": "u1", "kind": "keyword_rich", "emotion": "fear",
-         "text": "The lift stopped between floors and the lights went out. Terrified, Ola hit every button."},
-        {"id": "u2a", "pair_id": "u2", "kind": "affect", "emotion": "joy",
-         "text": "Ben read the letter from the college and ran down the street to tell his mother."},
-        {"id": "u2n", "pair_id": "u2", "kind": "neutral", "emotion": None,
-         "text": "Ben read the letter from the college and walked down the street to post the reply."},
+        {
+            "id": "u1a",
+            "pair_id": "u1",
+            "kind": "affect",
+            "emotion": "fear",
+            "text": "The lift stopped between floors and the lights went out. Ola pressed every button twice.",
+        },
+        {
+            "id": "u1n",
+            "pair_id": "u1",
+            "kind": "neutral",
+            "emotion": None,
+            "text": "The lift stopped at the third floor and the doors slid open. Ola pressed 5.",
+        },
+        {
+            "id": "u1k",
+            "pair_id": "u1",
+            "kind": "keyword_rich",
+            "emotion": "fear",
+            "text": "The lift stopped between floors and the lights went out. Terrified, Ola hit every button.",
+        },
+        {
+            "id": "u2a",
+            "pair_id": "u2",
+            "kind": "affect",
+            "emotion": "joy",
+            "text": "Ben read the letter from the college and ran down the street to tell his mother.",
+        },
+        {
+            "id": "u2n",
+            "pair_id": "u2",
+            "kind": "neutral",
+            "emotion": None,
+            "text": "Ben read the letter from the college and walked down the street to post the reply.",
+        },
     ]
     if path.suffix == ".csv":
         header = "id,pair_id,kind,emotion,text\n"
@@ -321,13 +457,16 @@ def test_load_battery_returns_the_shipped_a_user_and_the_aipsy_battery(tmp_path)
     assert shipped.source == str(BATTERY) and all(it.label is None for it in shipped.items)
     user = load_battery(str(_user_battery(tmp_path / "mine.csv")))
     assert [(it.id, it.pair_id, it.kind, it.emotion) for it in user.items][:3] == [
-        ("u1a", "u1", "affect", "fear"), ("u1n", "u1", "neutral", None),
-        ("u1k", "u1", "keyword_rich", "fear")]
+        ("u1a", "u1", "affect", "fear"),
+        ("u1n", "u1", "neutral", None),
+        ("u1k", "u1", "keyword_rich", "fear"),
+    ]
     aipsy = load_battery("aipsy_affect", write_aipsy(tmp_path / "hub"))
     kinds = Counter(it.kind for it in aipsy.items)
     assert kinds == {"affect": 16, "neutral": 16}
     assert {it.pair_id for it in aipsy.items if it.kind == "neutral"} == {
-        it.id for it in aipsy.items if it.kind == "affect"}
+        it.id for it in aipsy.items if it.kind == "affect"
+    }
     affect = [it for it in aipsy.items if it.kind == "affect"]
     assert all(it.emotion == PRIMARY[it.label] for it in affect)
     assert [it.id for it in aipsy.transfer] == [r["id"] for r in aipsy_rows("moderate")]
@@ -336,8 +475,11 @@ def test_load_battery_returns_the_shipped_a_user_and_the_aipsy_battery(tmp_path)
 
 
 def test_load_battery_refuses_an_unknown_name_with_the_choices(tmp_path):
-    with pytest.raises(ConfigError, match=r"battery 'nope.jsonl': no such file, and not one of vignettes, "
-                                          r"aipsy_affect"):
+    with pytest.raises(
+        ConfigError,
+        match=r"battery 'nope.jsonl': no such file, and not one of vignettes, "
+        r"aipsy_affect",
+    ):
         load_battery("nope.jsonl")
 
 
@@ -345,9 +487,19 @@ def test_load_battery_refuses_an_unknown_name_with_the_choices(tmp_path):
 def test_battery_task_arg_runs_a_user_battery(tmp_path, make_server, suffix):
     path = _user_battery(tmp_path / f"mine{suffix}")
     srv = make_server(answer_fn=oracle(read_items(path)))
-    res = run_cli(tmp_path, "--model", "openai/x", "--base-url", srv.base_url,
-                  "--tasks", "vignettes,vignettes_affect", "--task-arg", f"battery={path}",
-                  "--task-arg", "set=both")
+    res = run_cli(
+        tmp_path,
+        "--model",
+        "openai/x",
+        "--base-url",
+        srv.base_url,
+        "--tasks",
+        "vignettes,vignettes_affect",
+        "--task-arg",
+        f"battery={path}",
+        "--task-arg",
+        "set=both",
+    )
     assert res["vignettes"]["metrics"]["accuracy"]["n"] == 2
     assert res["vignettes"]["metrics"]["accuracy_keyword_rich"]["n"] == 1
     auroc = res["vignettes_affect"]["metrics"]["auroc"]
@@ -358,14 +510,39 @@ def test_battery_task_arg_runs_a_user_battery(tmp_path, make_server, suffix):
 
 def test_battery_without_the_selected_items_is_a_clear_error(tmp_path, capsys):
     path = tmp_path / "affect_only.jsonl"
-    path.write_text(json.dumps({"id": "a", "pair_id": "a", "kind": "affect", "emotion": "joy",
-                                "text": "Ben read the letter and ran to tell his mother."}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "pair_id": "a",
+                "kind": "affect",
+                "emotion": "joy",
+                "text": "Ben read the letter and ran to tell his mother.",
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(DataError, match=f"{path}: no affect item with a neutral control"):
         list(make_task("vignettes_affect", {"battery": str(path)}).load_samples())
     with pytest.raises(DataError, match=f"{path}: no keyword_rich items"):
         list(make_task("vignettes", {"battery": str(path), "set": "keyword_rich"}).load_samples())
-    assert main(["run", "--model", "random", "--tasks", "vignettes", "--task-arg", "battery=missing.jsonl",
-                 "-o", str(tmp_path / "r"), "-q"]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "random",
+                "--tasks",
+                "vignettes",
+                "--task-arg",
+                "battery=missing.jsonl",
+                "-o",
+                str(tmp_path / "r"),
+                "-q",
+            ]
+        )
+        == 2
+    )
     assert "battery 'missing.jsonl': no such file" in capsys.readouterr().err
 
 

@@ -27,8 +27,12 @@ def key_values(pairs: list[str] | None, flag: str) -> dict[str, Any]:
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", "-m", default=None,
-                   help="model spec (default: the embedded SmolLM2-135M-Instruct); see `emobench list models`")
+    g.add_argument(
+        "--model",
+        "-m",
+        default=None,
+        help="model spec (default: the embedded SmolLM2-135M-Instruct); see `emobench list models`",
+    )
     g.add_argument("--model-arg", action="append", metavar="K=V", help="backend option, repeatable")
     g.add_argument("--base-url", default=None, help="OpenAI-compatible server URL (else $OPENAI_BASE_URL)")
     g.add_argument("--system-prompt", default=None, help="prepended to every conversation")
@@ -41,11 +45,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tasks")
-    g.add_argument("--tasks", "-t", default=None, help="comma-separated tasks or suites (default: the offline suite)")
+    g.add_argument(
+        "--tasks", "-t", default=None, help="comma-separated tasks or suites (default: the offline suite)"
+    )
     g.add_argument("--task-file", action="append", default=[], metavar="YAML", help="a no-code task file")
-    g.add_argument("--task-arg", action="append", metavar="K=V",
-                   help="task option (`lang=zh` for every selected task that has it, `emobench_ea.lang=zh` for "
-                   "one); an option that no selected task takes is an error")
+    g.add_argument(
+        "--task-arg",
+        action="append",
+        metavar="K=V",
+        help="task option (`lang=zh` for every selected task that has it, `emobench_ea.lang=zh` for "
+        "one); an option that no selected task takes is an error",
+    )
     g.add_argument("--limit", type=int, default=None, help="first N samples of each task")
-    g.add_argument("--data-dir", default=None, help="local folder with the original dataset files "
-                   "(else $EMOBENCH_DATA_DIR, else the Hugging Face hub)")
+    g.add_argument(
+        "--data-dir",
+        default=None,
+        help="local folder with the original dataset files "
+        "(else $EMOBENCH_DATA_DIR, else the Hugging Face hub)",
+    )

@@ -31,13 +31,28 @@ async def _doctor(args: argparse.Namespace) -> int:
     from ..types import ChatRequest, GenParams
 
     start = time.perf_counter()
-    backend = make_backend(args.model, key_values(args.model_arg, "--model-arg"), base_url=args.base_url,
-                           timeout=args.timeout, concurrency=args.concurrency)
+    backend = make_backend(
+        args.model,
+        key_values(args.model_arg, "--model-arg"),
+        base_url=args.base_url,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+    )
     try:
         info = backend.info()
-        print(f"backend            {backend.kind} ({args.model or 'smollm2'}), loaded in {time.perf_counter() - start:.1f}s")
-        for key in ("model", "revision", "device", "dtype", "batch_size", "context_window", "loglikelihood",
-                    "chat_template_hash"):
+        print(
+            f"backend            {backend.kind} ({args.model or 'smollm2'}), loaded in {time.perf_counter() - start:.1f}s"
+        )
+        for key in (
+            "model",
+            "revision",
+            "device",
+            "dtype",
+            "batch_size",
+            "context_window",
+            "loglikelihood",
+            "chat_template_hash",
+        ):
             if info.get(key) is not None:
                 print(f"{key:<19}{info[key]}")
         template = info.get("chat_template") or backend.chat_template
@@ -47,8 +62,10 @@ async def _doctor(args: argparse.Namespace) -> int:
         else:
             print("chat template  (none reported: the server or library applies its own)")
         system = [{"role": "system", "content": args.system_prompt}] if args.system_prompt else []
-        params = GenParams(temperature=0.0 if args.temperature is None else args.temperature,
-                           max_tokens=args.max_tokens or 48)
+        params = GenParams(
+            temperature=0.0 if args.temperature is None else args.temperature,
+            max_tokens=args.max_tokens or 48,
+        )
         requests = [ChatRequest((*system, {"role": "user", "content": q}), params) for q in CANNED]
         t0 = time.perf_counter()
         replies = await asyncio.gather(*(backend.generate([r]) for r in requests))
@@ -56,10 +73,13 @@ async def _doctor(args: argparse.Namespace) -> int:
             print(f"\nprompt {i}: {q}\nreply    {reply.text.strip()!r}")
         print(f"\n3 prompts in {time.perf_counter() - t0:.1f}s")
         if backend.supports_loglikelihood:
-            lls = await backend.loglikelihood([*system, {"role": "user", "content": CHOICE_PROMPT}],
-                                              [" A", " B", " C"])
+            lls = await backend.loglikelihood(
+                [*system, {"role": "user", "content": CHOICE_PROMPT}], [" A", " B", " C"]
+            )
             best = "ABC"[max(range(3), key=lls.__getitem__)]
-            print(f"log-likelihood of A/B/C: {', '.join(f'{x:.2f}' for x in lls)} -> {best} (B is the emotion)")
+            print(
+                f"log-likelihood of A/B/C: {', '.join(f'{x:.2f}' for x in lls)} -> {best} (B is the emotion)"
+            )
     finally:
         await backend.close()
     return 0

@@ -21,17 +21,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-name", required=True, help="name of the model that made the predictions")
     p.add_argument("--output", "-o", required=True, help="run directory to create")
     p.add_argument("--split", default="test")
-    p.add_argument("--data-dir", default=None, help="local folder with the original dataset files "
-                   "(else $EMOBENCH_DATA_DIR, else the Hugging Face hub)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="local folder with the original dataset files "
+        "(else $EMOBENCH_DATA_DIR, else the Hugging Face hub)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..printing import print_results
     from ..rescore import import_predictions
 
-    results = import_predictions(args.files, args.tasks, args.output, args.model_name,
-                                 key_values(args.task_arg, "--task-arg"), args.data_dir, args.split,
-                                 args.task_file)
+    results = import_predictions(
+        args.files,
+        args.tasks,
+        args.output,
+        args.model_name,
+        key_values(args.task_arg, "--task-arg"),
+        args.data_dir,
+        args.split,
+        args.task_file,
+    )
     print_results(results)
     print(f"\nrun directory: {args.output}")
     return 0

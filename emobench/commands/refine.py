@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-rounds", type=int, default=3)
     g.add_argument("--patience", type=int, default=2, help="stop after this many rounds without improvement")
     g.add_argument("--max-calls", type=int, default=300, help="budget: agent calls + dev answers")
-    g.add_argument("--dev-limit", type=int, default=40, help="first N dev items scored by the Target (0: all)")
+    g.add_argument(
+        "--dev-limit", type=int, default=40, help="first N dev items scored by the Target (0: all)"
+    )
     g.add_argument("--variant-arg", action="append", metavar="K=V", help="any other refine option")
     g.add_argument("--output", "-o", default=None, help="artifact folder (default: prompts/refined/)")
     g.add_argument("--force", action="store_true", help="optimise again even if a matching artifact exists")
@@ -31,14 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     artifact, path = asyncio.run(_refine(args))
-    print(f"task {args.task}: {artifact['metric']} on dev, stop: {artifact['stop_reason']}"
-          f"{' (reused artifact)' if artifact.get('reused') else ''}")
+    print(
+        f"task {args.task}: {artifact['metric']} on dev, stop: {artifact['stop_reason']}"
+        f"{' (reused artifact)' if artifact.get('reused') else ''}"
+    )
     for h in artifact["history"]:
         score = "-" if h["dev_score"] is None else f"{h['dev_score']:.3f}"
         print(f"  round {h['round']}: {score}  {h['decision']}")
     u = artifact["usage"]
-    print(f"cost: {u['calls']} calls ({u['cached_calls']} cached), {u['prompt_tokens']} prompt + "
-          f"{u['completion_tokens']} completion tokens" + (f", ${u['cost_usd']:.4f}" if u.get("cost_usd") else ""))
+    print(
+        f"cost: {u['calls']} calls ({u['cached_calls']} cached), {u['prompt_tokens']} prompt + "
+        f"{u['completion_tokens']} completion tokens"
+        + (f", ${u['cost_usd']:.4f}" if u.get("cost_usd") else "")
+    )
     print(f"best instruction:\n{artifact['best_instruction']}\n\nartifact: {path}")
     return 0
 
@@ -54,21 +61,49 @@ async def _refine(args: argparse.Namespace):
 
     task = make_tasks([args.task], key_values(args.task_arg, "--task-arg"), args.data_dir)[0]
     if not task.has_split("dev"):
-        raise ConfigError(f"task {task.name} has no dev split (splits: {', '.join(task.splits)}); "
-                          "refine only ever optimises on dev items: hold some out with --task-arg dev_size=N")
+        raise ConfigError(
+            f"task {task.name} has no dev split (splits: {', '.join(task.splits)}); "
+            "refine only ever optimises on dev items: hold some out with --task-arg dev_size=N"
+        )
     options = key_values(args.variant_arg, "--variant-arg")
-    options.update({role: getattr(args, role) for role in ("planner", "teacher", "critic", "student")
-                    if getattr(args, role)})
-    options.update(max_rounds=args.max_rounds, patience=args.patience, max_calls=args.max_calls,
-                   dev_limit=args.dev_limit or None, reuse=not args.force)
+    options.update(
+        {
+            role: getattr(args, role)
+            for role in ("planner", "teacher", "critic", "student")
+            if getattr(args, role)
+        }
+    )
+    options.update(
+        max_rounds=args.max_rounds,
+        patience=args.patience,
+        max_calls=args.max_calls,
+        dev_limit=args.dev_limit or None,
+        reuse=not args.force,
+    )
     if args.output:
         options["artifact_dir"] = args.output
     variant = Refine(**options)
-    backend = make_backend(args.model, key_values(args.model_arg, "--model-arg"), base_url=args.base_url,
-                           timeout=args.timeout, concurrency=args.concurrency)
-    cache = None if args.no_cache else ResponseCache(Path(args.cache) if args.cache else cache_dir() / "responses.sqlite")
-    client = ModelClient(backend, cache, args.concurrency, args.max_retries, args.timeout, args.system_prompt,
-                         {"temperature": args.temperature, "max_tokens": args.max_tokens})
+    backend = make_backend(
+        args.model,
+        key_values(args.model_arg, "--model-arg"),
+        base_url=args.base_url,
+        timeout=args.timeout,
+        concurrency=args.concurrency,
+    )
+    cache = (
+        None
+        if args.no_cache
+        else ResponseCache(Path(args.cache) if args.cache else cache_dir() / "responses.sqlite")
+    )
+    client = ModelClient(
+        backend,
+        cache,
+        args.concurrency,
+        args.max_retries,
+        args.timeout,
+        args.system_prompt,
+        {"temperature": args.temperature, "max_tokens": args.max_tokens},
+    )
     try:
         return await variant.optimise(task, client, list(task.split_samples("dev")))
     finally:

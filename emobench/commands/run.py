@@ -21,8 +21,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--variant", "-v", default="direct", help="comma-separated variants (default: direct)")
     g.add_argument("--variant-arg", action="append", metavar="K=V", help="variant option, repeatable")
     o = p.add_argument_group("output")
-    o.add_argument("--output", "-o", default=None, help="run directory (default: runs/<time>_<model>_<tasks>/, "
-                   "or the unfinished run of the same manifest, which is resumed)")
+    o.add_argument(
+        "--output",
+        "-o",
+        default=None,
+        help="run directory (default: runs/<time>_<model>_<tasks>/, "
+        "or the unfinished run of the same manifest, which is resumed)",
+    )
     o.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     o.add_argument("--cache", default=None, help="cache file (default: $EMOBENCH_CACHE_DIR/responses.sqlite)")
     o.add_argument("--seed", type=int, default=1234)
@@ -42,10 +47,18 @@ class Progress:
             TimeRemainingColumn,
         )
 
-        self._bar = Progress(TextColumn("[bold]samples"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("eta"),
-                             TimeRemainingColumn(), TextColumn("errors: {task.fields[errors]}"),
-                             transient=False, refresh_per_second=4)
+        self._bar = Progress(
+            TextColumn("[bold]samples"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:.1f}/s"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("errors: {task.fields[errors]}"),
+            transient=False,
+            refresh_per_second=4,
+        )
         self._id = None
 
     def start(self, total: int, done: int) -> None:
@@ -70,14 +83,28 @@ def config_from_args(args: argparse.Namespace):
     from ..manifest import RunConfig
 
     return RunConfig(
-        model=args.model, model_args=key_values(args.model_arg, "--model-arg"), tasks=args.tasks,
-        task_args=key_values(args.task_arg, "--task-arg"), task_files=args.task_file,
+        model=args.model,
+        model_args=key_values(args.model_arg, "--model-arg"),
+        tasks=args.tasks,
+        task_args=key_values(args.task_arg, "--task-arg"),
+        task_files=args.task_file,
         variants=[v.strip() for v in args.variant.split(",") if v.strip()],
-        variant_args=key_values(args.variant_arg, "--variant-arg"), limit=args.limit, seed=args.seed,
-        concurrency=args.concurrency, output=args.output, use_cache=not args.no_cache, cache_path=args.cache,
-        base_url=args.base_url, timeout=args.timeout, max_retries=args.max_retries,
-        system_prompt=args.system_prompt, temperature=args.temperature, max_tokens=args.max_tokens,
-        data_dir=args.data_dir, quiet=args.quiet)
+        variant_args=key_values(args.variant_arg, "--variant-arg"),
+        limit=args.limit,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        output=args.output,
+        use_cache=not args.no_cache,
+        cache_path=args.cache,
+        base_url=args.base_url,
+        timeout=args.timeout,
+        max_retries=args.max_retries,
+        system_prompt=args.system_prompt,
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        data_dir=args.data_dir,
+        quiet=args.quiet,
+    )
 
 
 def run(args: argparse.Namespace) -> int:

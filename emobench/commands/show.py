@@ -9,12 +9,22 @@ import sys
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="run directory or results.json")
-    p.add_argument("--format", "-f", choices=["table", "csv", "json"], default="table",
-                   help="table (default), csv or json (one row per task x variant x metric)")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table (default), csv or json (one row per task x variant x metric)",
+    )
     p.add_argument("--samples", action="store_true", help="list the samples instead (csv/json: every field)")
-    p.add_argument("--outcome", choices=["correct", "incorrect", "unparseable", "error"],
-                   help="with --samples: only samples with this outcome")
-    p.add_argument("--limit", type=int, default=20, help="with --samples --format table: rows shown (default 20)")
+    p.add_argument(
+        "--outcome",
+        choices=["correct", "incorrect", "unparseable", "error"],
+        help="with --samples: only samples with this outcome",
+    )
+    p.add_argument(
+        "--limit", type=int, default=20, help="with --samples --format table: rows shown (default 20)"
+    )
 
 
 def show_probe(path, fmt: str) -> None:
@@ -26,8 +36,15 @@ def show_probe(path, fmt: str) -> None:
     if fmt == "table":
         print("\n".join(summary_lines(report)))
     elif fmt == "json":
-        print(json.dumps({"manifest": report["manifest"],
-                          "summary": {pool: body["summary"] for pool, body in report["pools"].items()}}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "manifest": report["manifest"],
+                    "summary": {pool: body["summary"] for pool, body in report["pools"].items()},
+                },
+                indent=2,
+            )
+        )
     else:
         import pandas as pd
 

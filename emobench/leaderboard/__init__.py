@@ -1,8 +1,8 @@
 """The static leaderboard site: `leaderboards/<name>.yaml` -> collected results -> HTML, CSV, JSON.
 
-    config = load_config("leaderboards/core.yaml")
-    board = collect(config, runs=None)          # None: the config's `runs`
-    build_site(board, "site/")
+config = load_config("leaderboards/core.yaml")
+board = collect(config, runs=None)          # None: the config's `runs`
+build_site(board, "site/")
 """
 
 from .collect import Board, collect, significance_bands

@@ -100,10 +100,10 @@ class ModelRow:
 @dataclass
 class Board:
     config: LeaderboardConfig
-    entries: list[Entry]           # every loaded result, all variants
-    models: list[ModelRow]         # ranked variant, sorted by overall score
-    flags: list[str]               # results not ranked (incomparable or not valid), in words
-    notes: list[str]               # superseded runs, tasks without any result
+    entries: list[Entry]  # every loaded result, all variants
+    models: list[ModelRow]  # ranked variant, sorted by overall score
+    flags: list[str]  # results not ranked (incomparable or not valid), in words
+    notes: list[str]  # superseded runs, tasks without any result
 
     def ranked(self, task: str) -> list[Entry]:
         """The ranked variant's entries of one task, best first, ranked ones before the others."""
@@ -125,13 +125,16 @@ def invalid_reason(res: ResultEntry, manifest: dict[str, Any], max_error_rate: f
     if details.get("failed"):
         return str(details.get("note") or f"{res['task']} marks this result failed")
     if n_samples and n_errors / n_samples > max_error_rate:
-        return (f"{n_errors} of {n_samples} samples failed ({n_errors / n_samples:.1%}, more than the "
-                f"board's max_error_rate {max_error_rate:.0%})")
+        return (
+            f"{n_errors} of {n_samples} samples failed ({n_errors / n_samples:.1%}, more than the "
+            f"board's max_error_rate {max_error_rate:.0%})"
+        )
     return ""
 
 
-def _entry(results: dict[str, Any], res: ResultEntry, spec: TaskSpec | None,
-           max_error_rate: float) -> Entry | None:
+def _entry(
+    results: dict[str, Any], res: ResultEntry, spec: TaskSpec | None, max_error_rate: float
+) -> Entry | None:
     metric = (spec.metric if spec and spec.metric else None) or res.get("primary_metric")
     m = (res.get("metrics") or {}).get(metric)
     if m is None:
@@ -139,21 +142,32 @@ def _entry(results: dict[str, Any], res: ResultEntry, spec: TaskSpec | None,
     usage = res.get("usage") or {}
     run_dir = str(Path(results["_path"]).parent)
     n_samples, n_errors = int(res.get("n_samples") or 0), int(res.get("n_errors") or 0)
-    return Entry(model=model_label(results), task=res["task"], variant=res["variant"], metric=metric,
-                 value=m.get("value"), ci_low=m.get("ci_low"), ci_high=m.get("ci_high"),
-                 n=int(m.get("n") or 0), n_samples=n_samples,
-                 n_scored=int(res.get("n_scored", n_samples - n_errors) or 0),
-                 n_unparseable=int(res.get("n_unparseable") or 0), n_errors=n_errors,
-                 parse_failure_rate=res.get("parse_failure_rate"),
-                 calls=int(usage.get("calls") or 0),
-                 tokens=int((usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)),
-                 cost_usd=usage.get("cost_usd"), run_dir=run_dir,
-                 started=(results.get("run") or {}).get("started", ""),
-                 manifest=results["manifest"], details=res.get("details") or {},
-                 metrics=res.get("metrics") or {}, vs_direct=res.get("vs_direct"),
-                 signature=stable_hash(comparability_signature(results["manifest"], res["task"],
-                                                               res["variant"]))[:12],
-                 invalid=invalid_reason(res, results["manifest"], max_error_rate))
+    return Entry(
+        model=model_label(results),
+        task=res["task"],
+        variant=res["variant"],
+        metric=metric,
+        value=m.get("value"),
+        ci_low=m.get("ci_low"),
+        ci_high=m.get("ci_high"),
+        n=int(m.get("n") or 0),
+        n_samples=n_samples,
+        n_scored=int(res.get("n_scored", n_samples - n_errors) or 0),
+        n_unparseable=int(res.get("n_unparseable") or 0),
+        n_errors=n_errors,
+        parse_failure_rate=res.get("parse_failure_rate"),
+        calls=int(usage.get("calls") or 0),
+        tokens=int((usage.get("prompt_tokens") or 0) + (usage.get("completion_tokens") or 0)),
+        cost_usd=usage.get("cost_usd"),
+        run_dir=run_dir,
+        started=(results.get("run") or {}).get("started", ""),
+        manifest=results["manifest"],
+        details=res.get("details") or {},
+        metrics=res.get("metrics") or {},
+        vs_direct=res.get("vs_direct"),
+        signature=stable_hash(comparability_signature(results["manifest"], res["task"], res["variant"]))[:12],
+        invalid=invalid_reason(res, results["manifest"], max_error_rate),
+    )
 
 
 def significance_bands(items: list[tuple[Any, float, float, float]]) -> dict[Any, int]:
@@ -189,14 +203,21 @@ def collect(config: LeaderboardConfig, runs: list[str] | None = None) -> Board:
             key = (e.model, e.task, e.variant)
             if key in latest:
                 old, new = sorted([latest[key], e], key=lambda x: (x.started, x.run_dir))
-                notes.append(f"{e.model} / {e.task} / {e.variant}: using {new.run_dir} ({new.started}); "
-                             f"older run {old.run_dir} not shown")
+                notes.append(
+                    f"{e.model} / {e.task} / {e.variant}: using {new.run_dir} ({new.started}); "
+                    f"older run {old.run_dir} not shown"
+                )
                 e = new
             latest[key] = e
     entries = list(latest.values())
     flags = _flag_incomparable(entries, config.variant)
-    flags += [f"{e.model} on {e.task}" + (f" ({e.variant})" if e.variant != config.variant else "") +
-              f": not ranked: {e.invalid}" for e in entries if e.invalid]
+    flags += [
+        f"{e.model} on {e.task}"
+        + (f" ({e.variant})" if e.variant != config.variant else "")
+        + f": not ranked: {e.invalid}"
+        for e in entries
+        if e.invalid
+    ]
     for spec in config.tasks:
         ranked = [e for e in entries if e.task == spec.task and e.variant == config.variant]
         if not ranked:
@@ -228,8 +249,10 @@ def _flag_incomparable(entries: list[Entry], variant: str) -> list[str]:
             if e.signature != ref_sig:
                 reasons = incomparable_reasons(ref.manifest, e.manifest, task, var) or ["manifest differs"]
                 e.comparable = False
-                e.flag = (f"not ranked: {', '.join(reasons)} (vs. the {counts[ref_sig]} run(s) it would be "
-                          f"ranked with)")
+                e.flag = (
+                    f"not ranked: {', '.join(reasons)} (vs. the {counts[ref_sig]} run(s) it would be "
+                    f"ranked with)"
+                )
                 flags.append(f"{e.model} on {task}" + (f" ({var})" if var != variant else "") + f": {e.flag}")
     return flags
 
@@ -241,8 +264,11 @@ def _model_rows(entries: list[Entry], config: LeaderboardConfig) -> list[ModelRo
         mine = {e.task: e for e in entries if e.model == name and e.variant == config.variant}
         row = ModelRow(name, mine)
         usable = [mine.get(t.task) for t in config.tasks]
-        row.missing = [t.task for t, e in zip(config.tasks, usable, strict=True)
-                       if e is None or not e.ranked or e.normalised is None]
+        row.missing = [
+            t.task
+            for t, e in zip(config.tasks, usable, strict=True)
+            if e is None or not e.ranked or e.normalised is None
+        ]
         if not row.missing and usable:
             k = len(usable)
             row.overall = sum(e.normalised for e in usable) / k

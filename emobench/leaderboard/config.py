@@ -62,13 +62,15 @@ class LeaderboardConfig:
     def aggregation(self) -> str:
         """The aggregation rule in words, printed on the site and in leaderboard.json."""
         floors = ", ".join(f"{t.task} {t.floor:g}..{t.ceiling:g}" for t in self.tasks)
-        return (f"Overall EI score = unweighted mean over the {len(self.tasks)} tasks of the normalised "
-                f"task score 100 x (score - floor) / (ceiling - floor), floor = chance level "
-                f"({floors}). Its 95% CI combines the per-task CIs as independent errors (root sum of "
-                f"squares of each side, divided by the number of tasks). A model without a ranked result "
-                f"on every task has no overall score. Not ranked: results from incomparable runs, "
-                f"incomplete runs, runs with more than {self.max_error_rate:.0%} of their samples failed, "
-                f"and results their own task marks invalid.")
+        return (
+            f"Overall EI score = unweighted mean over the {len(self.tasks)} tasks of the normalised "
+            f"task score 100 x (score - floor) / (ceiling - floor), floor = chance level "
+            f"({floors}). Its 95% CI combines the per-task CIs as independent errors (root sum of "
+            f"squares of each side, divided by the number of tasks). A model without a ranked result "
+            f"on every task has no overall score. Not ranked: results from incomparable runs, "
+            f"incomplete runs, runs with more than {self.max_error_rate:.0%} of their samples failed, "
+            f"and results their own task marks invalid."
+        )
 
 
 def load_config(path: str | Path) -> LeaderboardConfig:
@@ -98,17 +100,32 @@ def load_config(path: str | Path) -> LeaderboardConfig:
     runs = spec.get("runs") or []
     runs = [runs] if isinstance(runs, str) else [str(r) for r in runs]
     max_error_rate = spec.get("max_error_rate", MAX_ERROR_RATE)
-    if isinstance(max_error_rate, bool) or not isinstance(max_error_rate, (int, float)) \
-            or not 0 <= max_error_rate <= 1:
+    if (
+        isinstance(max_error_rate, bool)
+        or not isinstance(max_error_rate, (int, float))
+        or not 0 <= max_error_rate <= 1
+    ):
         raise ConfigError(f"{p}: max_error_rate must be a number from 0 to 1")
-    return LeaderboardConfig(name=str(spec.get("name") or p.stem), path=p, title=str(spec.get("title") or ""),
-                             description=str(spec.get("description") or ""), runs=runs,
-                             variant=str(spec.get("variant") or "direct"), tasks=tasks,
-                             max_error_rate=float(max_error_rate))
+    return LeaderboardConfig(
+        name=str(spec.get("name") or p.stem),
+        path=p,
+        title=str(spec.get("title") or ""),
+        description=str(spec.get("description") or ""),
+        runs=runs,
+        variant=str(spec.get("variant") or "direct"),
+        tasks=tasks,
+        max_error_rate=float(max_error_rate),
+    )
 
 
 def as_dict(config: LeaderboardConfig) -> dict[str, Any]:
-    return {"name": config.name, "title": config.title, "description": config.description,
-            "variant": config.variant, "runs": config.runs, "aggregation": config.aggregation,
-            "max_error_rate": config.max_error_rate,
-            "tasks": [vars(t) for t in config.tasks]}
+    return {
+        "name": config.name,
+        "title": config.title,
+        "description": config.description,
+        "variant": config.variant,
+        "runs": config.runs,
+        "aggregation": config.aggregation,
+        "max_error_rate": config.max_error_rate,
+        "tasks": [vars(t) for t in config.tasks],
+    }

@@ -34,14 +34,18 @@ class ProbeGroup:
 
     @property
     def title(self) -> str:
-        return (f"{self.battery} ({self.fingerprint}), {self.pool} pooling, "
-                f"{'chat template' if self.chat_template else 'raw text'}")
+        return (
+            f"{self.battery} ({self.fingerprint}), {self.pool} pooling, "
+            f"{'chat template' if self.chat_template else 'raw text'}"
+        )
 
 
 def probe_files(board: Board) -> list[Path]:
     """probe.json files of the board's `runs` patterns and beside the run directories it read."""
-    patterns = [p[: -len("results.json")] + PROBE_FILE if p.endswith("results.json") else str(Path(p) / PROBE_FILE)
-                for p in board.config.runs]
+    patterns = [
+        p[: -len("results.json")] + PROBE_FILE if p.endswith("results.json") else str(Path(p) / PROBE_FILE)
+        for p in board.config.runs
+    ]
     patterns += [str(Path(e.run_dir).parent / "*" / PROBE_FILE) for e in board.entries]
     found = {Path(f).resolve() for pattern in dict.fromkeys(patterns) for f in glob.glob(pattern)}
     return sorted(found)
@@ -62,8 +66,13 @@ def collect_probes(board: Board) -> tuple[list[ProbeGroup], list[str]]:
         for pool, body in report["pools"].items():
             key = (battery["fingerprint"], pool, chat)
             group = groups.setdefault(key, ProbeGroup(battery["name"], battery["fingerprint"], pool, chat))
-            run = {"model": man["model"]["spec"], "path": str(path.parent), "body": body, "manifest": man,
-                   "finished": (report.get("run") or {}).get("finished", "")}
+            run = {
+                "model": man["model"]["spec"],
+                "path": str(path.parent),
+                "body": body,
+                "manifest": man,
+                "finished": (report.get("run") or {}).get("finished", ""),
+            }
             older = [r for r in group.runs if r["model"] == run["model"]]
             if older and older[0]["finished"] >= run["finished"]:
                 continue
@@ -77,19 +86,31 @@ def _depth_series(run: dict[str, Any], analysis: str, metric: str) -> Series:
     layers = run["body"]["layers"]
     last = max(run["manifest"]["input"]["hidden_layers"] - 1, 1)
     curve = run["body"]["curves"][analysis][metric]
-    return Series(run["model"], [x / last for x in layers], [m.get("value") for m in curve],
-                  [m.get("ci_low") for m in curve], [m.get("ci_high") for m in curve])
+    return Series(
+        run["model"],
+        [x / last for x in layers],
+        [m.get("value") for m in curve],
+        [m.get("ci_low") for m in curve],
+        [m.get("ci_high") for m in curve],
+    )
 
 
 def group_charts(group: ProbeGroup) -> dict[str, Markup]:
     depth = "relative depth (layer / last layer)"
     return {
-        "reception": line_chart([_depth_series(r, "reception", "auroc") for r in group.runs],
-                                [Guide("chance 0.5", 0.5)], title="affect reception: AUROC, 95% CI",
-                                x_label=depth),
-        "categorization": line_chart([_depth_series(r, "categorization", "accuracy") for r in group.runs],
-                                     [Guide("chance 0.125", 0.125)],
-                                     title="emotion categorization: 8-way accuracy, 95% CI", x_label=depth)}
+        "reception": line_chart(
+            [_depth_series(r, "reception", "auroc") for r in group.runs],
+            [Guide("chance 0.5", 0.5)],
+            title="affect reception: AUROC, 95% CI",
+            x_label=depth,
+        ),
+        "categorization": line_chart(
+            [_depth_series(r, "categorization", "accuracy") for r in group.runs],
+            [Guide("chance 0.125", 0.125)],
+            title="emotion categorization: 8-way accuracy, 95% CI",
+            x_label=depth,
+        ),
+    }
 
 
 def probing_page(groups: list[ProbeGroup], notes: list[str]) -> dict[str, Any]:

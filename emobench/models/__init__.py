@@ -27,10 +27,18 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
     "litellm": ("emobench.models.litellm_api", "LiteLLMBackend", "every other API provider via litellm"),
     "hf": ("emobench.models.hf", "HFBackend", "transformers, GPU or CPU (extra: hf)"),
     "vllm": ("emobench.models.vllm_backend", "VLLMBackend", "vLLM offline engine, GPU only (extra: vllm)"),
-    "llamacpp": ("emobench.models.llamacpp", "LlamaCppBackend", "GGUF files via llama-cpp-python (extra: local)"),
+    "llamacpp": (
+        "emobench.models.llamacpp",
+        "LlamaCppBackend",
+        "GGUF files via llama-cpp-python (extra: local)",
+    ),
     "lmeval": ("emobench.models.lmeval", "LMEvalBackend", "any lm-evaluation-harness model (extra: lmeval)"),
     "random": ("emobench.models.baselines", "RandomBaseline", "uniform random answer (reference baseline)"),
-    "majority": ("emobench.models.baselines", "MajorityBaseline", "most frequent gold answer (reference baseline)"),
+    "majority": (
+        "emobench.models.baselines",
+        "MajorityBaseline",
+        "most frequent gold answer (reference baseline)",
+    ),
 }
 
 
@@ -42,14 +50,22 @@ def split_spec(spec: str | None) -> tuple[str, str]:
         return spec, spec
     prefix, sep, rest = spec.partition("/")
     if not sep or prefix not in BACKENDS or not rest:
-        raise ConfigError(f"unknown model spec {spec!r}: use one of "
-                          + ", ".join(f"{p}/..." for p in BACKENDS if p not in ("random", "majority"))
-                          + ", random, majority (see `emobench list models`)")
+        raise ConfigError(
+            f"unknown model spec {spec!r}: use one of "
+            + ", ".join(f"{p}/..." for p in BACKENDS if p not in ("random", "majority"))
+            + ", random, majority (see `emobench list models`)"
+        )
     return prefix, rest
 
 
-def make_backend(spec: str | None, model_args: dict[str, Any] | None = None, *, base_url: str | None = None,
-                 timeout: float = 120.0, concurrency: int = 32) -> Backend:
+def make_backend(
+    spec: str | None,
+    model_args: dict[str, Any] | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+    concurrency: int = 32,
+) -> Backend:
     prefix, name = split_spec(spec)
     module_name, class_name, _ = BACKENDS[prefix]
     try:

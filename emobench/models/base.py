@@ -68,8 +68,11 @@ class Backend:
         return {}
 
     def info(self) -> dict[str, Any]:
-        return {**self.identity(), "loglikelihood": self.supports_loglikelihood,
-                "context_window": self.context_window}
+        return {
+            **self.identity(),
+            "loglikelihood": self.supports_loglikelihood,
+            "context_window": self.context_window,
+        }
 
     async def close(self) -> None:
         return None
@@ -94,8 +97,12 @@ def chat_kwargs(model: str, request: ChatRequest, model_args: dict[str, Any]) ->
     """The chat-completions arguments of a request (OpenAI's names, which litellm shares); extra
     `--model-arg`s are passed through, except emobench's own `context_window`."""
     p = request.params
-    kwargs: dict[str, Any] = {"model": model, "messages": list(request.messages),
-                              "temperature": p.temperature, "max_tokens": p.max_tokens}
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": list(request.messages),
+        "temperature": p.temperature,
+        "max_tokens": p.max_tokens,
+    }
     if p.top_p is not None:
         kwargs["top_p"] = p.top_p
     if p.stop:
@@ -133,12 +140,33 @@ def sampling_seed(request: ChatRequest) -> int:
 # a mapping such as `extra_headers`. A name is listed only when its value can be nothing but a secret:
 # settings whose names merely contain "token" or "key" (max_tokens, max_completion_tokens, top_k,
 # cache_key) change the answers, so they stay in the cache key and the manifest in full.
-CREDENTIAL_ARGS = frozenset({
-    "api_key", "apikey", "x_api_key", "key", "token", "access_token", "auth_token", "api_token",
-    "bearer_token", "hf_token", "use_auth_token", "authorization", "password", "passwd", "secret",
-    "client_secret", "secret_key", "private_key", "azure_ad_token", "aws_access_key_id",
-    "aws_secret_access_key", "aws_session_token", "vertex_credentials",
-})
+CREDENTIAL_ARGS = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "key",
+        "token",
+        "access_token",
+        "auth_token",
+        "api_token",
+        "bearer_token",
+        "hf_token",
+        "use_auth_token",
+        "authorization",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "secret_key",
+        "private_key",
+        "azure_ad_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "vertex_credentials",
+    }
+)
 REDACTED = "<redacted>"
 
 
@@ -148,8 +176,10 @@ def is_credential(name: str) -> bool:
 
 def public_args(args: dict[str, Any]) -> dict[str, Any]:
     """`args` with the values of credential names replaced, recursively, sorted for a stable hash."""
-    return {k: REDACTED if is_credential(k) else public_args(v) if isinstance(v, dict) else v
-            for k, v in sorted(args.items())}
+    return {
+        k: REDACTED if is_credential(k) else public_args(v) if isinstance(v, dict) else v
+        for k, v in sorted(args.items())
+    }
 
 
 def credential_values(args: dict[str, Any]) -> list[str]:

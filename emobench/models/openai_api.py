@@ -25,8 +25,15 @@ _DEFAULT_URL = "https://api.openai.com/v1"
 class OpenAIBackend(Backend):
     kind = "openai"
 
-    def __init__(self, model: str, base_url: str | None = None, timeout: float = 120.0,
-                 concurrency: int = 32, api_key: str | None = None, **model_args: Any):
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        concurrency: int = 32,
+        api_key: str | None = None,
+        **model_args: Any,
+    ):
         super().__init__(model, **model_args)
         # a key given as --model-arg authenticates like OPENAI_API_KEY (a header), never goes into the body
         self._api_key = str(api_key) if api_key else os.environ.get("OPENAI_API_KEY") or _LOCAL_KEY
@@ -55,15 +62,20 @@ class OpenAIBackend(Backend):
         if self._client is None or self._loop is not loop:
             self._loop = loop
             # the SDK's own Limits class (httpx or httpx2, whichever this SDK version is built on)
-            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(max_connections=self._max_connections,
-                                                            max_keepalive_connections=self._max_connections)
+            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+                max_connections=self._max_connections, max_keepalive_connections=self._max_connections
+            )
             try:
                 http_client = openai.DefaultAioHttpClient(timeout=self._timeout, limits=limits)
             except (AttributeError, RuntimeError, ImportError):  # openai[aiohttp] not installed
                 http_client = openai.DefaultAsyncHttpxClient(timeout=self._timeout, limits=limits)
-            self._client = openai.AsyncOpenAI(api_key=self._api_key,
-                                              base_url=self.base_url, max_retries=0, timeout=self._timeout,
-                                              http_client=http_client)
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=self._timeout,
+                http_client=http_client,
+            )
         return self._client
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
@@ -102,7 +114,11 @@ def _completion(body: Any, latency: float) -> Completion:
             raise Retryable("response has an empty choices list")
         text = choices[0]["message"].get("content") or ""
         usage = body.get("usage") or {}
-        return Completion(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                          completion_tokens=int(usage.get("completion_tokens") or 0), latency_s=latency)
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_s=latency,
+        )
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise Retryable(f"malformed response: {type(exc).__name__}") from None

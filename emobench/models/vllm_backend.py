@@ -24,8 +24,17 @@ from .base import Backend, batch_key, public_args, sampling_seed
 from .local import MicroBatcher, read_template
 
 # LLM(...) arguments that say where and how the engine runs, not what it computes
-PLACEMENT_ARGS = frozenset({"tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization",
-                            "swap_space", "cpu_offload_gb", "max_num_seqs", "disable_log_stats"})
+PLACEMENT_ARGS = frozenset(
+    {
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "gpu_memory_utilization",
+        "swap_space",
+        "cpu_offload_gb",
+        "max_num_seqs",
+        "disable_log_stats",
+    }
+)
 
 
 def output_args(engine_args: dict[str, Any]) -> dict[str, Any]:
@@ -39,26 +48,43 @@ def require_gpu() -> None:
     except ImportError:
         raise ConfigError("vllm models need a CUDA GPU and vllm: pip install 'emobench[vllm]'") from None
     if not torch.cuda.is_available():
-        raise ConfigError("vllm models need a CUDA GPU and none was found (torch.cuda.is_available() is False); "
-                          "on a CPU use --model hf/<model> or llamacpp/<file.gguf>")
+        raise ConfigError(
+            "vllm models need a CUDA GPU and none was found (torch.cuda.is_available() is False); "
+            "on a CPU use --model hf/<model> or llamacpp/<file.gguf>"
+        )
 
 
 class VLLMBackend(Backend):
     kind = "vllm"
     supports_loglikelihood = True
 
-    def __init__(self, model: str, tensor_parallel_size: int = 1, dtype: str = "auto",
-                 chat_template: str | None = None, revision: str | None = None, max_model_len: int | None = None,
-                 gpu_memory_utilization: float = 0.85, batch_size: int = 256, **model_args: Any):
+    def __init__(
+        self,
+        model: str,
+        tensor_parallel_size: int = 1,
+        dtype: str = "auto",
+        chat_template: str | None = None,
+        revision: str | None = None,
+        max_model_len: int | None = None,
+        gpu_memory_utilization: float = 0.85,
+        batch_size: int = 256,
+        **model_args: Any,
+    ):
         super().__init__(model, **model_args)
         require_gpu()
         try:
             from vllm import LLM
         except ImportError:
             raise ConfigError("vllm models need vllm: pip install 'emobench[vllm]'") from None
-        self.engine_args = {"tensor_parallel_size": int(tensor_parallel_size), "dtype": dtype, "revision": revision,
-                            "max_model_len": max_model_len, "gpu_memory_utilization": float(gpu_memory_utilization),
-                            "enable_prefix_caching": True, **model_args}
+        self.engine_args = {
+            "tensor_parallel_size": int(tensor_parallel_size),
+            "dtype": dtype,
+            "revision": revision,
+            "max_model_len": max_model_len,
+            "gpu_memory_utilization": float(gpu_memory_utilization),
+            "enable_prefix_caching": True,
+            **model_args,
+        }
         self.llm = LLM(model=model, **self.engine_args)
         self.tokenizer = self.llm.get_tokenizer()
         self.chat_template = read_template(chat_template) or getattr(self.tokenizer, "chat_template", None)
@@ -73,30 +99,47 @@ class VLLMBackend(Backend):
 
     def identity(self) -> dict[str, Any]:
         # the resolved revision, dtype and context window, then every other argument as given
-        return {"backend": self.kind, "model": self.model, **output_args(self.engine_args),
-                "revision": self.revision, "dtype": self.dtype, "max_model_len": self.context_window,
-                "chat_template_hash": self.template_hash}
+        return {
+            "backend": self.kind,
+            "model": self.model,
+            **output_args(self.engine_args),
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "max_model_len": self.context_window,
+            "chat_template_hash": self.template_hash,
+        }
 
     def environment(self) -> dict[str, Any]:
         import torch
         import vllm
 
         placement = {k: v for k, v in self.engine_args.items() if k in PLACEMENT_ARGS}
-        return {"vllm": vllm.__version__, "torch": torch.__version__, "cuda": torch.version.cuda,
-                "gpu": torch.cuda.get_device_name(0), "gpus": torch.cuda.device_count(),
-                "batch_size": self.batch_size, **placement}
+        return {
+            "vllm": vllm.__version__,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name(0),
+            "gpus": torch.cuda.device_count(),
+            "batch_size": self.batch_size,
+            **placement,
+        }
 
     def info(self) -> dict[str, Any]:
         import torch
 
-        return {**super().info(), "device": torch.cuda.get_device_name(0), "chat_template": self.chat_template}
+        return {
+            **super().info(),
+            "device": torch.cuda.get_device_name(0),
+            "chat_template": self.chat_template,
+        }
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def format_prompt(self, messages: list[Message]) -> str:
-        return self.tokenizer.apply_chat_template(list(messages), chat_template=self.chat_template, tokenize=False,
-                                                  add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            list(messages), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
+        )
 
     async def generate(self, requests: list[ChatRequest]) -> list[Completion]:
         return await self._batcher.submit(list(requests))
@@ -105,15 +148,30 @@ class VLLMBackend(Backend):
         from vllm import SamplingParams
 
         p = requests[0].params
-        params = [SamplingParams(temperature=p.temperature, top_p=p.top_p or 1.0, max_tokens=p.max_tokens,
-                                 stop=list(p.stop or []) or None,
-                                 seed=sampling_seed(r) if p.temperature else None) for r in requests]
+        params = [
+            SamplingParams(
+                temperature=p.temperature,
+                top_p=p.top_p or 1.0,
+                max_tokens=p.max_tokens,
+                stop=list(p.stop or []) or None,
+                seed=sampling_seed(r) if p.temperature else None,
+            )
+            for r in requests
+        ]
         start = time.perf_counter()
-        outputs = self.llm.chat([list(r.messages) for r in requests], params, chat_template=self.chat_template,
-                                use_tqdm=False)
+        outputs = self.llm.chat(
+            [list(r.messages) for r in requests], params, chat_template=self.chat_template, use_tqdm=False
+        )
         elapsed = time.perf_counter() - start
-        return [Completion(text=o.outputs[0].text, prompt_tokens=len(o.prompt_token_ids or []),
-                           completion_tokens=len(o.outputs[0].token_ids), latency_s=elapsed) for o in outputs]
+        return [
+            Completion(
+                text=o.outputs[0].text,
+                prompt_tokens=len(o.prompt_token_ids or []),
+                completion_tokens=len(o.outputs[0].token_ids),
+                latency_s=elapsed,
+            )
+            for o in outputs
+        ]
 
     async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
         async with self._lock:

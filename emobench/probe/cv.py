@@ -48,9 +48,9 @@ class Task:
 
 @dataclass(frozen=True)
 class Result:
-    scores: np.ndarray        # [L, n, K] out-of-fold decision values, nan outside `test`
+    scores: np.ndarray  # [L, n, K] out-of-fold decision values, nan outside `test`
     extra_scores: np.ndarray  # [E, L, n, K] the same for each extra labelling
-    C: np.ndarray             # [L, folds] the C chosen in each outer fold
+    C: np.ndarray  # [L, folds] the C chosen in each outer fold
 
 
 def folds_by_pair(pair_ids: Sequence[str], strata: Sequence[str], k: int, seed: int) -> np.ndarray:
@@ -94,11 +94,11 @@ class _Folds:
     """The outer folds of one task, padded to common sizes: groups are (fold, layer), G = F x L."""
 
     Z_train: np.ndarray  # [G, n, r]
-    Z_test: np.ndarray   # [G, m, r]
+    Z_test: np.ndarray  # [G, m, r]
     train_rows: list[np.ndarray]
     test_rows: list[np.ndarray]
-    valid: np.ndarray    # [G, n] real (not padding) training rows
-    inner: np.ndarray    # [G, n] inner fold of each training row, -1 for padding
+    valid: np.ndarray  # [G, n] real (not padding) training rows
+    inner: np.ndarray  # [G, n] inner fold of each training row, -1 for padding
     layers: int
 
     def per_row(self, values: np.ndarray) -> np.ndarray:
@@ -112,8 +112,9 @@ class _Folds:
         return np.moveaxis(out, -2, 0) if out.ndim > 2 else out
 
 
-def _outer_folds(X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.ndarray, strata: np.ndarray,
-                 settings: Settings) -> _Folds:
+def _outer_folds(
+    X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.ndarray, strata: np.ndarray, settings: Settings
+) -> _Folds:
     L = X.shape[0]
     train_rows = [np.flatnonzero(task.train & (fold != f)) for f in range(settings.folds)]
     test_rows = [np.flatnonzero(task.test & (fold == f)) for f in range(settings.folds)]
@@ -127,8 +128,9 @@ def _outer_folds(X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.ndarr
         g = slice(f * L, (f + 1) * L)
         Z_train[g, : len(tr), : len(tr)], Z_test[g, : len(te), : len(tr)] = zt, zs
         valid[g, : len(tr)] = True
-        inner[g, : len(tr)] = folds_by_pair(list(pair_ids[tr]), list(strata[tr]), settings.inner_folds,
-                                            settings.seed + 1 + f)
+        inner[g, : len(tr)] = folds_by_pair(
+            list(pair_ids[tr]), list(strata[tr]), settings.inner_folds, settings.seed + 1 + f
+        )
     return _Folds(Z_train, Z_test, train_rows, test_rows, valid, inner, L)
 
 
@@ -138,7 +140,7 @@ def balanced(y: np.ndarray, on: np.ndarray, n_classes: int) -> np.ndarray:
     training fold, because more of its items were held out, is predicted less for exactly those held-out
     items, and out-of-fold scores fall below chance on labels that carry no signal."""
     onehot = (y[..., None] == np.arange(n_classes)) & on[..., None]
-    counts = onehot.sum(axis=-2, keepdims=True)                  # [..., 1, K]
+    counts = onehot.sum(axis=-2, keepdims=True)  # [..., 1, K]
     present = (counts > 0).sum(axis=-1, keepdims=True)
     share = np.where(counts > 0, on.sum(axis=-1)[..., None, None] / np.maximum(present * counts, 1), 0.0)
     return (onehot * share).sum(axis=-1)
@@ -149,7 +151,7 @@ def _choose_C(folds: _Folds, labels: np.ndarray, task: Task, settings: Settings)
     J = settings.inner_folds
     y = np.repeat(labels[:, None, :], J, axis=1)
     fit_on = (folds.inner[:, None, :] != np.arange(J)[None, :, None]) & folds.valid[:, None, :]
-    held_out = (folds.inner[:, None, :] == np.arange(J)[None, :, None])
+    held_out = folds.inner[:, None, :] == np.arange(J)[None, :, None]
     weights = balanced(y, fit_on, task.n_classes)
     losses = []
     for c in settings.Cs:
@@ -173,8 +175,9 @@ def _refit(folds: _Folds, y: np.ndarray, best_C: np.ndarray, task: Task) -> logr
     return logreg.Fitted(theta)
 
 
-def cross_validate(X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.ndarray, strata: np.ndarray,
-                   settings: Settings) -> Result:
+def cross_validate(
+    X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.ndarray, strata: np.ndarray, settings: Settings
+) -> Result:
     """Out-of-fold scores of the probe on every layer of X [L, n_items, d] (and of its extra labellings)."""
     L, n_items = X.shape[:2]
     folds = _outer_folds(X, task, fold, pair_ids, strata, settings)
@@ -186,6 +189,6 @@ def cross_validate(X: np.ndarray, task: Task, fold: np.ndarray, pair_ids: np.nda
     M, K = y.shape[1], test_scores.shape[-1]
     out = np.full((M, L, n_items, K), np.nan)
     for f, rows in enumerate(folds.test_rows):
-        block = test_scores[f * L:(f + 1) * L, :, : len(rows)]  # [L, M, m_f, K]
+        block = test_scores[f * L : (f + 1) * L, :, : len(rows)]  # [L, M, m_f, K]
         out[:, :, rows] = block.transpose(1, 0, 2, 3)
     return Result(out[0], out[1:], best_C.reshape(settings.folds, L).T)

@@ -51,11 +51,11 @@ class HiddenStates:
     """pool -> [n_items, n_layers + 1, hidden] float32, plus how they were obtained."""
 
     states: dict[str, np.ndarray]
-    model: dict[str, Any]        # the backend's identity (goes into the manifest)
+    model: dict[str, Any]  # the backend's identity (goes into the manifest)
     environment: dict[str, Any]  # device, dtype, library versions (not part of the identity)
-    extracted: int               # items run through the model by this call
-    cached: int                  # items read from the cache
-    seconds: float               # wall time of the forward passes
+    extracted: int  # items run through the model by this call
+    cached: int  # items read from the cache
+    seconds: float  # wall time of the forward passes
 
     @property
     def layers(self) -> int:
@@ -71,14 +71,17 @@ def load_model(spec: str | None, model_args: dict[str, Any]) -> Backend:
     if spec in ("smollm2", "embedded", "default"):
         spec = "hf/smollm2"
     if not spec.startswith("hf/"):
-        raise ConfigError(f"--model {spec!r}: probing reads hidden states, which only in-process "
-                          "transformers models give: use --model hf/<hub id or local path> (default hf/smollm2)")
+        raise ConfigError(
+            f"--model {spec!r}: probing reads hidden states, which only in-process "
+            "transformers models give: use --model hf/<hub id or local path> (default hf/smollm2)"
+        )
     return make_backend(spec, model_args)
 
 
 def item_key(identity: dict[str, Any], chat_template: bool, text: str) -> str:
-    return stable_hash({"model": identity, "chat_template": chat_template, "text": text,
-                        "version": FORMAT_VERSION})[:32]
+    return stable_hash(
+        {"model": identity, "chat_template": chat_template, "text": text, "version": FORMAT_VERSION}
+    )[:32]
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -105,17 +108,25 @@ class _Encoder:
     def __init__(self, backend: Any, chat_template: bool):
         self.backend, self.tokenizer, self.chat_template = backend, backend.tokenizer, chat_template
         if chat_template and not backend.chat_template:
-            raise ConfigError(f"--chat-template: {backend.model} has no chat template (give one with "
-                              "--model-arg chat_template=FILE)")
+            raise ConfigError(
+                f"--chat-template: {backend.model} has no chat template (give one with "
+                "--model-arg chat_template=FILE)"
+            )
 
     def __call__(self, text: str) -> tuple[list[int], list[bool]]:
         """A token is the item's own when its characters overlap the item's text (special tokens have an
         empty span); with no such token (a tokenizer without offsets), every token counts."""
-        prompt = self.backend.format_prompt([{"role": "user", "content": text}]) if self.chat_template else text
+        prompt = (
+            self.backend.format_prompt([{"role": "user", "content": text}]) if self.chat_template else text
+        )
         start, end = prompt.rfind(text), prompt.rfind(text) + len(text)
-        enc = self.tokenizer(prompt, add_special_tokens=not self.chat_template, return_offsets_mapping=True,
-                             truncation=bool(self.backend.context_window),
-                             max_length=self.backend.context_window)
+        enc = self.tokenizer(
+            prompt,
+            add_special_tokens=not self.chat_template,
+            return_offsets_mapping=True,
+            truncation=bool(self.backend.context_window),
+            max_length=self.backend.context_window,
+        )
         own = [a < b and b > start and a < end for a, b in enc["offset_mapping"]]
         return list(enc["input_ids"]), own if any(own) else [True] * len(own)
 
@@ -133,10 +144,13 @@ def _forward(backend: Any, batch: list[tuple[list[int], list[bool]]]) -> np.ndar
     last = attention.sum(dim=1) - 1
     rows = torch.arange(len(batch), device=device)
     with torch.inference_mode():
-        hidden = backend.hf_model.base_model(input_ids=ids, attention_mask=attention,
-                                             output_hidden_states=True).hidden_states
-        pooled = [torch.stack([torch.einsum("bth,bt->bh", h.float(), weights), h[rows, last].float()], dim=1)
-                  for h in hidden]                               # per layer: [batch, 2, hidden]
+        hidden = backend.hf_model.base_model(
+            input_ids=ids, attention_mask=attention, output_hidden_states=True
+        ).hidden_states
+        pooled = [
+            torch.stack([torch.einsum("bth,bt->bh", h.float(), weights), h[rows, last].float()], dim=1)
+            for h in hidden
+        ]  # per layer: [batch, 2, hidden]
     return torch.stack(pooled, dim=2).cpu().numpy()
 
 
@@ -150,9 +164,14 @@ def batch_size_for(backend: Any, longest: int) -> int:
     return max(1, min(MAX_BATCH, HIDDEN_BUDGET // (4 * layers * hidden * max(1, longest))))
 
 
-def extract(backend: Any, texts: Sequence[str], cache_dir: Path, chat_template: bool = False,
-            batch_size: int | None = None,
-            progress: Callable[[int, int], None] | None = None) -> HiddenStates:
+def extract(
+    backend: Any,
+    texts: Sequence[str],
+    cache_dir: Path,
+    chat_template: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> HiddenStates:
     """Pooled hidden states of `texts` (in their order), from the cache where present."""
     identity = backend.identity()
     try:
@@ -168,21 +187,34 @@ def extract(backend: Any, texts: Sequence[str], cache_dir: Path, chat_template: 
     size = batch_size or batch_size_for(backend, max((len(encoded[i][0]) for i in todo), default=1))
     start = time.perf_counter()
     for b in range(0, len(todo), size):
-        chunk = todo[b:b + size]
+        chunk = todo[b : b + size]
         for i, array in zip(chunk, _forward(backend, [encoded[i] for i in chunk]), strict=True):
             _save(paths[i], array)
             found[i] = array
         if progress:
             progress(len(found), len(texts))
-    return _states([found[i] for i in range(len(texts))], identity, backend.environment(), len(todo),
-                   len(texts) - len(todo), time.perf_counter() - start)
+    return _states(
+        [found[i] for i in range(len(texts))],
+        identity,
+        backend.environment(),
+        len(todo),
+        len(texts) - len(todo),
+        time.perf_counter() - start,
+    )
 
 
-def _states(arrays: list[np.ndarray], model: dict[str, Any], environment: dict[str, Any], extracted: int,
-            cached: int, seconds: float) -> HiddenStates:
+def _states(
+    arrays: list[np.ndarray],
+    model: dict[str, Any],
+    environment: dict[str, Any],
+    extracted: int,
+    cached: int,
+    seconds: float,
+) -> HiddenStates:
     stacked = np.stack(arrays)  # [n, 2 pools, layers, hidden]
-    return HiddenStates({pool: stacked[:, k] for k, pool in enumerate(POOLS)}, model, environment, extracted,
-                        cached, seconds)
+    return HiddenStates(
+        {pool: stacked[:, k] for k, pool in enumerate(POOLS)}, model, environment, extracted, cached, seconds
+    )
 
 
 def _remembered(cache_dir: Path) -> dict[str, Any]:
@@ -193,9 +225,15 @@ def _remembered(cache_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def states_for(spec: str | None, model_args: dict[str, Any], texts: Sequence[str], cache_dir: Path,
-               chat_template: bool = False, batch_size: int | None = None,
-               progress: Callable[[int, int], None] | None = None) -> HiddenStates:
+def states_for(
+    spec: str | None,
+    model_args: dict[str, Any],
+    texts: Sequence[str],
+    cache_dir: Path,
+    chat_template: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> HiddenStates:
     """The states of `texts` under the model `spec`: from the cache alone when this request was loaded
     before and every item is there, else from the model (loaded here) for the items missing."""
     request = stable_hash({"spec": spec or "hf/smollm2", "args": public_args(model_args)})[:16]
@@ -207,6 +245,9 @@ def states_for(spec: str | None, model_args: dict[str, Any], texts: Sequence[str
             return _states(present, seen["model"], seen["environment"], 0, len(texts), 0.0)
     backend = load_model(spec, model_args)
     states = extract(backend, texts, cache_dir, chat_template, batch_size, progress)
-    remembered = {**_remembered(cache_dir), request: {"model": states.model, "environment": states.environment}}
+    remembered = {
+        **_remembered(cache_dir),
+        request: {"model": states.model, "environment": states.environment},
+    }
     atomic_write(cache_dir / MODELS_FILE, json.dumps(remembered, indent=1, default=str))
     return states

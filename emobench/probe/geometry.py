@@ -59,10 +59,10 @@ def dissimilarity(X: np.ndarray) -> np.ndarray:
 def _weighted_pearson(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Pearson correlation of x [L, m] with y [m] under weights w [R, m] -> [L, R]."""
     total = w.sum(axis=1)
-    mx, my = (w @ x.T) / total[:, None], (w @ y) / total     # [R, L], [R]
+    mx, my = (w @ x.T) / total[:, None], (w @ y) / total  # [R, L], [R]
     sxy = (w @ (x * y).T) / total[:, None] - mx * my[:, None]
-    sxx = (w @ (x * x).T) / total[:, None] - mx ** 2
-    syy = (w @ (y * y)) / total - my ** 2
+    sxx = (w @ (x * x).T) / total[:, None] - mx**2
+    syy = (w @ (y * y)) / total - my**2
     with np.errstate(invalid="ignore", divide="ignore"):
         return (sxy / np.sqrt(sxx * syy[:, None])).T
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MEMORY = 8         # L-BFGS curvature pairs kept
-ARMIJO = 1e-4      # sufficient-decrease constant of the backtracking line search
+MEMORY = 8  # L-BFGS curvature pairs kept
+ARMIJO = 1e-4  # sufficient-decrease constant of the backtracking line search
 MAX_HALVINGS = 30
-CHUNK = 16_000     # parameters solved together: small blocks stay in cache and converge on their own
+CHUNK = 16_000  # parameters solved together: small blocks stay in cache and converge on their own
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,9 @@ class Fitted:
     def scores(self, X: np.ndarray) -> np.ndarray:
         """Decision values [G, M, n, K] of rows X [G, n, d]: the logit (binary) or the class logits."""
         G, d1, M, K = self.theta.shape
-        flat = np.matmul(X, self.theta[:, :-1].reshape(G, d1 - 1, M * K)) + self.theta[:, -1].reshape(G, 1, M * K)
+        flat = np.matmul(X, self.theta[:, :-1].reshape(G, d1 - 1, M * K)) + self.theta[:, -1].reshape(
+            G, 1, M * K
+        )
         return flat.reshape(G, -1, M, K).transpose(0, 2, 1, 3)
 
     def take(self, groups: np.ndarray | slice) -> Fitted:
@@ -85,15 +87,16 @@ class _Objective:
         self.X = p.X
         self.Xt = np.ascontiguousarray(p.X.transpose(0, 2, 1))
         self.cw = (p.C[..., None] * p.w).transpose(0, 2, 1)[..., None]  # [G, n, M, 1]
-        y = p.y.transpose(0, 2, 1)                                         # [G, n, M]
+        y = p.y.transpose(0, 2, 1)  # [G, n, M]
         self.binary = p.n_classes == 2
         self.target = np.where(y == 1, 1.0, -1.0)[..., None] if self.binary else np.eye(p.n_classes)[y]
 
     def __call__(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         G, d1, M, K = theta.shape
         coef = theta[:, :-1]
-        scores = (np.matmul(self.X, coef.reshape(G, d1 - 1, M * K)).reshape(G, -1, M, K)
-                  + theta[:, -1][:, None])                                   # [G, n, M, K]
+        scores = (
+            np.matmul(self.X, coef.reshape(G, d1 - 1, M * K)).reshape(G, -1, M, K) + theta[:, -1][:, None]
+        )  # [G, n, M, K]
         if self.binary:
             margin = self.target * scores
             loss = np.logaddexp(0.0, -margin)[..., 0]
@@ -132,14 +135,15 @@ def _preconditioner(p: Problems) -> np.ndarray:
     sees at most C * c * sum_i w_i x_ij^2 + 1. In the span basis the probes use, X^T X is diagonal,
     which makes this bound close enough that L-BFGS converges in a few dozen steps."""
     c = 0.25 if p.n_classes == 2 else 0.5
-    cw = p.C[..., None] * p.w                                   # [G, M, n]
-    col = np.einsum("gmn,gnd->gdm", cw, p.X * p.X)              # [G, d, M]
+    cw = p.C[..., None] * p.w  # [G, M, n]
+    col = np.einsum("gmn,gnd->gdm", cw, p.X * p.X)  # [G, d, M]
     bound = np.concatenate([c * col + 1.0, c * cw.sum(axis=-1)[:, None, :] + 1e-12], axis=1)
-    return (1.0 / bound)[..., None]                              # [G, d + 1, M, 1]
+    return (1.0 / bound)[..., None]  # [G, d + 1, M, 1]
 
 
-def _direction(g: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-               h0: np.ndarray) -> np.ndarray:
+def _direction(
+    g: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], h0: np.ndarray
+) -> np.ndarray:
     """The L-BFGS two-loop recursion, per problem (a pair with rho 0 is skipped)."""
     q = g.copy()
     alphas = []
@@ -150,7 +154,9 @@ def _direction(g: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray, np.ndarr
     if pairs:  # scale the diagonal to the curvature seen last (Nocedal & Wright, eq. 7.20)
         s, y, rho = pairs[-1]
         yhy = _dot(y, h0 * y)
-        gamma = np.where((rho > 0) & (yhy > 0), 1.0 / np.where(rho > 0, rho, 1.0) / np.where(yhy > 0, yhy, 1.0), 1.0)
+        gamma = np.where(
+            (rho > 0) & (yhy > 0), 1.0 / np.where(rho > 0, rho, 1.0) / np.where(yhy > 0, yhy, 1.0), 1.0
+        )
         r = _scaled(h0 * q, gamma)
     else:
         r = h0 * q
@@ -167,8 +173,10 @@ def fit(p: Problems, init: Fitted | None = None, tol: float = 1e-4, max_iter: in
     init = init if init is not None else zeros(p)
     per_group = init.theta[0].size
     step = max(1, CHUNK // per_group)
-    parts = [_fit(p.take(slice(a, a + step)), init.take(slice(a, a + step)), tol, max_iter)
-             for a in range(0, p.X.shape[0], step)]
+    parts = [
+        _fit(p.take(slice(a, a + step)), init.take(slice(a, a + step)), tol, max_iter)
+        for a in range(0, p.X.shape[0], step)
+    ]
     if len(parts) == 1:
         return parts[0]
     return Fitted(np.concatenate([f.theta for f in parts]), max(f.iterations for f in parts))
@@ -203,6 +211,6 @@ def _fit(p: Problems, init: Fitted, tol: float, max_iter: int) -> Fitted:
         s, y = trial - theta, g_new - g
         sy = _dot(s, y)
         rho = np.where(sy > 1e-12, 1.0 / np.where(sy > 1e-12, sy, 1.0), 0.0)
-        pairs = [*pairs[-(MEMORY - 1):], (s, y, rho)]
+        pairs = [*pairs[-(MEMORY - 1) :], (s, y, rho)]
         theta, f, g = trial, f_new, g_new
     return Fitted(theta, iteration)

@@ -38,9 +38,9 @@ class Settings:
 class Design:
     """The battery as arrays, one entry per item: the battery's items, then the transfer items."""
 
-    kind: np.ndarray      # affect | neutral | keyword_rich
-    emotion: np.ndarray   # index into EMOTIONS, -1 for a neutral item
-    pair: np.ndarray      # pair id (transfer items get their own)
+    kind: np.ndarray  # affect | neutral | keyword_rich
+    emotion: np.ndarray  # index into EMOTIONS, -1 for a neutral item
+    pair: np.ndarray  # pair id (transfer items get their own)
     transfer: np.ndarray  # bool: scored, never trained on
     texts: list[str]
     fold: np.ndarray
@@ -48,11 +48,17 @@ class Design:
     @classmethod
     def of(cls, items: list[Item], transfer: list[Item], folds: int, seed: int) -> Design:
         everything = [*items, *transfer]
-        pair = np.array([("transfer:" if i >= len(items) else "") + it.pair_id for i, it in enumerate(everything)])
-        return cls(np.array([it.kind for it in everything]),
-                   np.array([EMOTIONS.index(it.emotion) if it.emotion else -1 for it in everything]),
-                   pair, np.arange(len(everything)) >= len(items), [it.text for it in everything],
-                   cv.folds_by_pair(list(pair), [it.emotion or "" for it in everything], folds, seed))
+        pair = np.array(
+            [("transfer:" if i >= len(items) else "") + it.pair_id for i, it in enumerate(everything)]
+        )
+        return cls(
+            np.array([it.kind for it in everything]),
+            np.array([EMOTIONS.index(it.emotion) if it.emotion else -1 for it in everything]),
+            pair,
+            np.arange(len(everything)) >= len(items),
+            [it.text for it in everything],
+            cv.folds_by_pair(list(pair), [it.emotion or "" for it in everything], folds, seed),
+        )
 
     @property
     def strata(self) -> np.ndarray:
@@ -67,8 +73,9 @@ class Design:
         slots: dict[str, dict[str, np.intp]] = {}
         for i in np.flatnonzero(~self.transfer):
             slots.setdefault(self.pair[i], {})[self.kind[i]] = i
-        return np.array([[s[k] for k in kinds] for s in slots.values() if all(k in s for k in kinds)],
-                        dtype=int).reshape(-1, len(kinds))
+        return np.array(
+            [[s[k] for k in kinds] for s in slots.values() if all(k in s for k in kinds)], dtype=int
+        ).reshape(-1, len(kinds))
 
 
 def word_type_labels(texts: list[str], n_classes: int, seed: int) -> np.ndarray:
@@ -106,11 +113,14 @@ def lexical_features(texts: list[str]) -> np.ndarray:
     return counts
 
 
-def _controls(d: Design, labels: np.ndarray, rows: np.ndarray, n_classes: int, settings: Settings,
-              salt: int) -> np.ndarray:
+def _controls(
+    d: Design, labels: np.ndarray, rows: np.ndarray, n_classes: int, settings: Settings, salt: int
+) -> np.ndarray:
     """A probe's extra labellings [1 + K, n]: the control task, then K shuffles of `labels` over `rows`."""
     control = word_type_labels(d.texts, n_classes, settings.cv.seed)
-    return np.concatenate([control[None], _shuffles(labels, rows, settings.permutations, settings.cv.seed + salt)])
+    return np.concatenate(
+        [control[None], _shuffles(labels, rows, settings.permutations, settings.cv.seed + salt)]
+    )
 
 
 def tasks(d: Design, settings: Settings) -> dict[str, cv.Task]:
@@ -119,10 +129,22 @@ def tasks(d: Design, settings: Settings) -> dict[str, cv.Task]:
     scored = np.isin(d.kind, ("affect", "neutral"))
     affect_vs_neutral = (d.kind == "affect").astype(int)
     emotion = np.maximum(d.emotion, 0)
-    out = {"reception": cv.Task(scored & ~d.transfer, scored, affect_vs_neutral, 2,
-                                _controls(d, affect_vs_neutral, d.rows("affect", "neutral"), 2, settings, 101)),
-           "categorization": cv.Task((d.kind == "affect") & ~d.transfer, d.emotion >= 0, emotion, len(EMOTIONS),
-                                     _controls(d, emotion, d.rows("affect"), len(EMOTIONS), settings, 202))}
+    out = {
+        "reception": cv.Task(
+            scored & ~d.transfer,
+            scored,
+            affect_vs_neutral,
+            2,
+            _controls(d, affect_vs_neutral, d.rows("affect", "neutral"), 2, settings, 101),
+        ),
+        "categorization": cv.Task(
+            (d.kind == "affect") & ~d.transfer,
+            d.emotion >= 0,
+            emotion,
+            len(EMOTIONS),
+            _controls(d, emotion, d.rows("affect"), len(EMOTIONS), settings, 202),
+        ),
+    }
     if len(d.rows("keyword_rich")) >= 2 * settings.cv.folds:
         out["keyword_rich"] = cv.Task(d.kind == "keyword_rich", d.emotion >= 0, emotion, len(EMOTIONS))
     return out
@@ -135,8 +157,8 @@ class Analysis:
 
     curves: dict[str, dict[str, list[Any]]]
     lexical_floor: dict[str, Metric]
-    reception_logit: np.ndarray    # [L, n] (nan outside reception rows)
-    predicted: np.ndarray          # [L, n] categorizer's emotion index (-1 outside its rows)
+    reception_logit: np.ndarray  # [L, n] (nan outside reception rows)
+    predicted: np.ndarray  # [L, n] categorizer's emotion index (-1 outside its rows)
 
 
 def _predicted(result: cv.Result, which: int | None = None) -> np.ndarray:
@@ -159,11 +181,18 @@ def _reception(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[Any]]
     logit, control_logit = fit.scores[:, rows, 0], fit.extra_scores[0][:, rows, 0]
     folds = d.fold[rows]
     auroc = S.auroc_curve(logit, y, folds)
-    null = np.array([S.auroc_values(fit.extra_scores[j][:, rows, 0], shuffled[rows], folds)
-                     for j, shuffled in enumerate(extra[1:], start=1)]).reshape(-1, len(auroc))
-    return {"auroc": auroc, "control_auroc": S.auroc_curve(control_logit, control, folds),
-            "selectivity": S.auroc_difference_curve(logit, y, control_logit, control, folds),
-            "null": S.null_summary(np.array([m.value for m in auroc]), null)}
+    null = np.array(
+        [
+            S.auroc_values(fit.extra_scores[j][:, rows, 0], shuffled[rows], folds)
+            for j, shuffled in enumerate(extra[1:], start=1)
+        ]
+    ).reshape(-1, len(auroc))
+    return {
+        "auroc": auroc,
+        "control_auroc": S.auroc_curve(control_logit, control, folds),
+        "selectivity": S.auroc_difference_curve(logit, y, control_logit, control, folds),
+        "null": S.null_summary(np.array([m.value for m in auroc]), null),
+    }
 
 
 def _categorization(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[Any]]:
@@ -171,10 +200,18 @@ def _categorization(d: Design, task: cv.Task, fit: cv.Result) -> dict[str, list[
     extra = _extra(task)
     correct = (_predicted(fit)[:, rows] == task.labels[rows]).astype(float)
     control = (_predicted(fit, 0)[:, rows] == extra[0][rows]).astype(float)
-    null = np.array([(_predicted(fit, j)[:, rows] == shuffled[rows]).mean(axis=1)
-                     for j, shuffled in enumerate(extra[1:], start=1)]).reshape(-1, correct.shape[0])
-    return {"accuracy": S.proportion_curve(correct), "control_accuracy": S.proportion_curve(control),
-            "selectivity": S.mean_curve(correct - control), "null": S.null_summary(correct.mean(axis=1), null)}
+    null = np.array(
+        [
+            (_predicted(fit, j)[:, rows] == shuffled[rows]).mean(axis=1)
+            for j, shuffled in enumerate(extra[1:], start=1)
+        ]
+    ).reshape(-1, correct.shape[0])
+    return {
+        "accuracy": S.proportion_curve(correct),
+        "control_accuracy": S.proportion_curve(control),
+        "selectivity": S.mean_curve(correct - control),
+        "null": S.null_summary(correct.mean(axis=1), null),
+    }
 
 
 def _keyword(d: Design, free: cv.Result, rich: cv.Result) -> dict[str, list[Any]]:
@@ -184,27 +221,35 @@ def _keyword(d: Design, free: cv.Result, rich: cv.Result) -> dict[str, list[Any]
     def right(fit: cv.Result, rows: np.ndarray) -> np.ndarray:
         return (_predicted(fit)[:, rows] == d.emotion[rows]).astype(float)
 
-    return {"free_to_rich": S.proportion_curve(right(free, d.rows("keyword_rich"))),
-            "rich_to_rich": S.proportion_curve(right(rich, d.rows("keyword_rich"))),
-            "rich_to_free": S.proportion_curve(right(rich, d.rows("affect"))),
-            "gap_free_trained": S.mean_curve(right(free, rich_rows) - right(free, free_rows)),
-            "gap_rich_trained": S.mean_curve(right(rich, rich_rows) - right(rich, free_rows))}
+    return {
+        "free_to_rich": S.proportion_curve(right(free, d.rows("keyword_rich"))),
+        "rich_to_rich": S.proportion_curve(right(rich, d.rows("keyword_rich"))),
+        "rich_to_free": S.proportion_curve(right(rich, d.rows("affect"))),
+        "gap_free_trained": S.mean_curve(right(free, rich_rows) - right(free, free_rows)),
+        "gap_rich_trained": S.mean_curve(right(rich, rich_rows) - right(rich, free_rows)),
+    }
 
 
 def _transfer(d: Design, reception: cv.Result, categorization: cv.Result) -> dict[str, list[Any]]:
     """Transfer items against the battery's neutral controls (out of fold), and their own emotions."""
     items = d.rows("affect", transfer=True)
     both = np.concatenate([items, d.rows("neutral")])
-    return {"reception_auroc": S.auroc_curve(reception.scores[:, both, 0], (d.kind[both] != "neutral").astype(int),
-                                             d.fold[both]),
-            "categorization_accuracy": S.proportion_curve(
-                (_predicted(categorization)[:, items] == d.emotion[items]).astype(float))}
+    return {
+        "reception_auroc": S.auroc_curve(
+            reception.scores[:, both, 0], (d.kind[both] != "neutral").astype(int), d.fold[both]
+        ),
+        "categorization_accuracy": S.proportion_curve(
+            (_predicted(categorization)[:, items] == d.emotion[items]).astype(float)
+        ),
+    }
 
 
 def _geometry(d: Design, X: np.ndarray) -> dict[str, list[Any]]:
     X = geometry.standardised(X[:, ~d.transfer])
     affect = d.rows("affect")
-    out: dict[str, list[Any]] = {"rsa": geometry.rsa_curve(X[:, affect], [EMOTIONS[e] for e in d.emotion[affect]])}
+    out: dict[str, list[Any]] = {
+        "rsa": geometry.rsa_curve(X[:, affect], [EMOTIONS[e] for e in d.emotion[affect]])
+    }
     stories = d.stories("affect", "keyword_rich", "neutral")
     if len(stories) >= 2:
         free, rich, neutral = (X[:, stories[:, j]].transpose(1, 0, 2) for j in range(3))
@@ -214,26 +259,38 @@ def _geometry(d: Design, X: np.ndarray) -> dict[str, list[Any]]:
 
 def _lexical_floor(d: Design, t: dict[str, cv.Task], settings: Settings) -> dict[str, Metric]:
     bow = lexical_features(d.texts)
-    rec_task, cat_task = (cv.Task(t[n].train, t[n].test, t[n].labels, t[n].n_classes)
-                          for n in ("reception", "categorization"))
+    rec_task, cat_task = (
+        cv.Task(t[n].train, t[n].test, t[n].labels, t[n].n_classes) for n in ("reception", "categorization")
+    )
     rec = cv.cross_validate(bow, rec_task, d.fold, d.pair, d.strata, settings.cv)
     cat = cv.cross_validate(bow, cat_task, d.fold, d.pair, d.strata, settings.cv)
     rows, affect = d.rows("affect", "neutral"), d.rows("affect")
-    return {"reception_auroc": S.auroc_curve(rec.scores[:, rows, 0], rec_task.labels[rows], d.fold[rows])[0],
-            "categorization_accuracy": S.proportion_curve(
-                (_predicted(cat)[:, affect] == d.emotion[affect]).astype(float))[0]}
+    return {
+        "reception_auroc": S.auroc_curve(rec.scores[:, rows, 0], rec_task.labels[rows], d.fold[rows])[0],
+        "categorization_accuracy": S.proportion_curve(
+            (_predicted(cat)[:, affect] == d.emotion[affect]).astype(float)
+        )[0],
+    }
 
 
 def analyse(X: np.ndarray, d: Design, settings: Settings) -> Analysis:
     """Every probe on every layer of X [L, n_items, hidden]."""
     t = tasks(d, settings)
-    fits = {name: cv.cross_validate(X, task, d.fold, d.pair, d.strata, settings.cv) for name, task in t.items()}
-    curves = {"reception": _reception(d, t["reception"], fits["reception"]),
-              "categorization": _categorization(d, t["categorization"], fits["categorization"]),
-              "geometry": _geometry(d, X)}
+    fits = {
+        name: cv.cross_validate(X, task, d.fold, d.pair, d.strata, settings.cv) for name, task in t.items()
+    }
+    curves = {
+        "reception": _reception(d, t["reception"], fits["reception"]),
+        "categorization": _categorization(d, t["categorization"], fits["categorization"]),
+        "geometry": _geometry(d, X),
+    }
     if "keyword_rich" in fits:
         curves["keyword"] = _keyword(d, fits["categorization"], fits["keyword_rich"])
     if d.transfer.any():
         curves["transfer"] = _transfer(d, fits["reception"], fits["categorization"])
-    return Analysis(curves, _lexical_floor(d, t, settings), fits["reception"].scores[..., 0],
-                    _predicted(fits["categorization"]))
+    return Analysis(
+        curves,
+        _lexical_floor(d, t, settings),
+        fits["reception"].scores[..., 0],
+        _predicted(fits["categorization"]),
+    )

@@ -58,8 +58,9 @@ class ProbeConfig:
 
 
 def battery_fingerprint(battery: Battery) -> str:
-    return stable_hash([[it.id, it.pair_id, it.kind, it.emotion, it.text]
-                        for it in (*battery.items, *battery.transfer)])[:16]
+    return stable_hash(
+        [[it.id, it.pair_id, it.kind, it.emotion, it.text] for it in (*battery.items, *battery.transfer)]
+    )[:16]
 
 
 def _slug(text: str) -> str:
@@ -69,8 +70,9 @@ def _slug(text: str) -> str:
 def run_dir_for(config: ProbeConfig, battery: Battery) -> Path:
     if config.output:
         return Path(config.output)
-    key = stable_hash([config.spec, public_args(config.model_args), battery_fingerprint(battery),
-                       config.chat_template])[:8]
+    key = stable_hash(
+        [config.spec, public_args(config.model_args), battery_fingerprint(battery), config.chat_template]
+    )[:8]
     name = Path(battery.name).stem if battery.name not in ("vignettes", "aipsy_affect") else battery.name
     return Path(config.runs_root) / f"probe_{_slug(config.spec.split('/')[-1])}_{_slug(name)}_{key}"
 
@@ -88,7 +90,9 @@ def parse_layers(value: str, available: int) -> list[int]:
             else:
                 chosen.append(int(part) % available if int(part) < 0 else int(part))
         except ValueError:
-            raise ConfigError(f"--layers {value!r}: use all, or layer numbers and ranges like 0,8,16-20") from None
+            raise ConfigError(
+                f"--layers {value!r}: use all, or layer numbers and ranges like 0,8,16-20"
+            ) from None
     bad = [x for x in chosen if not 0 <= x < available]
     if bad or not chosen:
         raise ConfigError(f"--layers {value!r}: the model has layers 0-{available - 1} (0 = embeddings)")
@@ -100,29 +104,55 @@ def check_battery(battery: Battery, folds: int) -> None:
     kinds = Counter(it.kind for it in battery.items)
     pairs = {it.pair_id for it in battery.items if it.kind == "affect"}
     if kinds["affect"] < 2 * folds or kinds["neutral"] < 2 * folds or len(pairs) < 2 * folds:
-        raise ConfigError(f"battery {battery.source}: {kinds['affect']} affect and {kinds['neutral']} neutral "
-                          f"items in {len(pairs)} pairs; probing with {folds} folds needs at least {2 * folds} "
-                          "of each (or fewer --folds)")
+        raise ConfigError(
+            f"battery {battery.source}: {kinds['affect']} affect and {kinds['neutral']} neutral "
+            f"items in {len(pairs)} pairs; probing with {folds} folds needs at least {2 * folds} "
+            "of each (or fewer --folds)"
+        )
 
 
-def manifest(config: ProbeConfig, battery: Battery, states: HiddenStates, layers: list[int]) -> dict[str, Any]:
+def manifest(
+    config: ProbeConfig, battery: Battery, states: HiddenStates, layers: list[int]
+) -> dict[str, Any]:
     s = config.settings()
-    return {"harness_version": __version__,
-            "model": {"spec": config.spec, **states.model},
-            "battery": {"name": battery.name, "source": battery.source, "fingerprint": battery_fingerprint(battery),
-                        "items": len(battery.items), "transfer_items": len(battery.transfer),
-                        "kinds": dict(Counter(it.kind for it in battery.items))},
-            "input": {"chat_template": config.chat_template, "pools": list(config.pools), "layers": layers,
-                      "hidden_layers": states.layers},
-            "probe": {"model": "L2 logistic regression on standardised states (scikit-learn's objective), "
-                               "class-balanced", "folds": s.cv.folds, "inner_folds": s.cv.inner_folds,
-                      "C_grid": list(s.cv.Cs), "grouped_by": "pair_id", "permutations": s.permutations,
-                      "control_task": "random label per content word type, item label = majority",
-                      "seed": s.cv.seed}}
+    return {
+        "harness_version": __version__,
+        "model": {"spec": config.spec, **states.model},
+        "battery": {
+            "name": battery.name,
+            "source": battery.source,
+            "fingerprint": battery_fingerprint(battery),
+            "items": len(battery.items),
+            "transfer_items": len(battery.transfer),
+            "kinds": dict(Counter(it.kind for it in battery.items)),
+        },
+        "input": {
+            "chat_template": config.chat_template,
+            "pools": list(config.pools),
+            "layers": layers,
+            "hidden_layers": states.layers,
+        },
+        "probe": {
+            "model": "L2 logistic regression on standardised states (scikit-learn's objective), "
+            "class-balanced",
+            "folds": s.cv.folds,
+            "inner_folds": s.cv.inner_folds,
+            "C_grid": list(s.cv.Cs),
+            "grouped_by": "pair_id",
+            "permutations": s.permutations,
+            "control_task": "random label per content word type, item label = majority",
+            "seed": s.cv.seed,
+        },
+    }
 
 
-def _analyse_pools(states: HiddenStates, layers: list[int], design: probes.Design, settings: probes.Settings,
-                   pools: tuple[str, ...]) -> dict[str, Any]:
+def _analyse_pools(
+    states: HiddenStates,
+    layers: list[int],
+    design: probes.Design,
+    settings: probes.Settings,
+    pools: tuple[str, ...],
+) -> dict[str, Any]:
     out = {}
     # one BLAS thread: the probes multiply thousands of small matrices, and a second thread per product
     # costs more than it brings (26 s instead of 9 s for the shipped battery on 2 cores)
@@ -130,13 +160,18 @@ def _analyse_pools(states: HiddenStates, layers: list[int], design: probes.Desig
         for pool in pools:
             X = np.ascontiguousarray(states.states[pool][:, layers].transpose(1, 0, 2), dtype=float)
             analysis = probes.analyse(X, design, settings)
-            out[pool] = {"layers": layers, "curves": analysis.curves, "lexical_floor": analysis.lexical_floor,
-                         "summary": summarise(analysis, design, layers)}
+            out[pool] = {
+                "layers": layers,
+                "curves": analysis.curves,
+                "lexical_floor": analysis.lexical_floor,
+                "summary": summarise(analysis, design, layers),
+            }
     return out
 
 
-def run_probe(config: ProbeConfig, progress: Callable[[int, int], None] | None = None
-              ) -> tuple[Path, dict[str, Any]]:
+def run_probe(
+    config: ProbeConfig, progress: Callable[[int, int], None] | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Run the probes; returns the run directory and the report written to its probe.json."""
     unknown = [p for p in config.pools if p not in POOLS]
     if unknown or not config.pools:
@@ -145,23 +180,42 @@ def run_probe(config: ProbeConfig, progress: Callable[[int, int], None] | None =
     check_battery(battery, config.folds)
     run_dir = run_dir_for(config, battery)
     everything = [*battery.items, *battery.transfer]
-    states = states_for(config.spec, config.model_args, [it.text for it in everything], run_dir / HIDDEN_DIR,
-                        config.chat_template, config.batch_size, progress)
+    states = states_for(
+        config.spec,
+        config.model_args,
+        [it.text for it in everything],
+        run_dir / HIDDEN_DIR,
+        config.chat_template,
+        config.batch_size,
+        progress,
+    )
     layers = parse_layers(config.layers, states.layers)
     settings = config.settings()
-    design = probes.Design.of(list(battery.items), list(battery.transfer), settings.cv.folds, settings.cv.seed)
+    design = probes.Design.of(
+        list(battery.items), list(battery.transfer), settings.cv.folds, settings.cv.seed
+    )
     start = time.perf_counter()
     pools = _analyse_pools(states, layers, design, settings, config.pools)
     man = manifest(config, battery, states, layers)
-    report = jsonable({
-        "format": FORMAT, "manifest": man, "environment": states.environment,
-        # the file's location is not part of what the numbers depend on
-        "manifest_hash": stable_hash({**man, "battery": {**man["battery"], "source": None}})[:16],
-        "extraction": {"items": len(everything), "extracted": states.extracted, "cached": states.cached,
-                       "seconds": round(states.seconds, 2), "device": states.environment.get("device"),
-                       "items_per_s": round(states.extracted / states.seconds, 2) if states.seconds else None},
-        "timing": {"probe_seconds": round(time.perf_counter() - start, 2)},
-        "run": {"finished": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
-        "pools": pools})
+    report = jsonable(
+        {
+            "format": FORMAT,
+            "manifest": man,
+            "environment": states.environment,
+            # the file's location is not part of what the numbers depend on
+            "manifest_hash": stable_hash({**man, "battery": {**man["battery"], "source": None}})[:16],
+            "extraction": {
+                "items": len(everything),
+                "extracted": states.extracted,
+                "cached": states.cached,
+                "seconds": round(states.seconds, 2),
+                "device": states.environment.get("device"),
+                "items_per_s": round(states.extracted / states.seconds, 2) if states.seconds else None,
+            },
+            "timing": {"probe_seconds": round(time.perf_counter() - start, 2)},
+            "run": {"finished": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            "pools": pools,
+        }
+    )
     write_report(run_dir, report)
     return run_dir, report

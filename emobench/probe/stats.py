@@ -44,7 +44,9 @@ def metrics(values: np.ndarray, stats: np.ndarray, n: int) -> list[Metric]:
     return [Metric(float(v), float(a), float(b), n) for v, a, b in zip(values, lo, hi, strict=True)]
 
 
-def _auroc_rounds(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _auroc_rounds(
+    scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
     """AUROC [L, rounds] of scores [L, n] under each resample [rounds, n], comparing only a positive and
     a negative of the same fold (the Mann-Whitney count, ties one half).
 
@@ -54,7 +56,7 @@ def _auroc_rounds(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, cou
     pos, neg = labels == 1, labels == 0
     same = (folds[pos][:, None] == folds[neg][None, :]).astype(float)
     s_pos, s_neg = scores[:, pos][:, :, None], scores[:, neg][:, None, :]
-    wins = ((s_pos > s_neg) + 0.5 * (s_pos == s_neg)) * same      # [L, n_pos, n_neg]
+    wins = ((s_pos > s_neg) + 0.5 * (s_pos == s_neg)) * same  # [L, n_pos, n_neg]
     c_pos, c_neg = counts[:, pos], counts[:, neg]
     total = np.einsum("lrq,rq->lr", np.matmul(c_pos[None], wins), c_neg)
     pairs = np.einsum("rp,pq,rq->r", c_pos, same, c_neg)
@@ -62,9 +64,13 @@ def _auroc_rounds(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray, cou
         return total / pairs[None]
 
 
-def auroc_values(scores: np.ndarray, labels: Sequence[int] | np.ndarray, folds: Sequence[int] | np.ndarray) -> np.ndarray:
+def auroc_values(
+    scores: np.ndarray, labels: Sequence[int] | np.ndarray, folds: Sequence[int] | np.ndarray
+) -> np.ndarray:
     """Within-fold AUROC [L] of scores [L, n] against 0/1 labels."""
-    return _auroc_rounds(scores, np.asarray(labels, dtype=int), np.asarray(folds), np.ones((1, len(labels))))[:, 0]
+    return _auroc_rounds(scores, np.asarray(labels, dtype=int), np.asarray(folds), np.ones((1, len(labels))))[
+        :, 0
+    ]
 
 
 def auroc_curve(scores: np.ndarray, labels: Sequence[int], folds: Sequence[int]) -> list[Metric]:
@@ -75,8 +81,9 @@ def auroc_curve(scores: np.ndarray, labels: Sequence[int], folds: Sequence[int])
     return metrics(auroc_values(scores, y, f), _auroc_rounds(scores, y, f, counts), len(y))
 
 
-def auroc_difference_curve(a: np.ndarray, labels_a: Sequence[int], b: np.ndarray, labels_b: Sequence[int],
-                           folds: Sequence[int]) -> list[Metric]:
+def auroc_difference_curve(
+    a: np.ndarray, labels_a: Sequence[int], b: np.ndarray, labels_b: Sequence[int], folds: Sequence[int]
+) -> list[Metric]:
     """AUROC(a) - AUROC(b) per layer, the same items resampled for both (a paired interval)."""
     ya, yb, f = np.asarray(labels_a, dtype=int), np.asarray(labels_b, dtype=int), np.asarray(folds)
     counts = resample_counts(len(ya), AUROC_ROUNDS)
@@ -103,6 +110,12 @@ def null_summary(observed: np.ndarray, null: np.ndarray) -> list[dict[str, float
     k = null.shape[0]
     if k == 0:
         return [{} for _ in observed]
-    return [{"mean": float(np.nanmean(col)), "q95": float(np.nanpercentile(col, 95)),
-             "p": float((1 + np.sum(col >= obs)) / (k + 1)), "k": int(k)}
-            for obs, col in zip(observed, null.T, strict=True)]
+    return [
+        {
+            "mean": float(np.nanmean(col)),
+            "q95": float(np.nanpercentile(col, 95)),
+            "p": float((1 + np.sum(col >= obs)) / (k + 1)),
+            "k": int(k),
+        }
+        for obs, col in zip(observed, null.T, strict=True)
+    ]

@@ -39,8 +39,12 @@ def _dissociation(a: Analysis, d: Design, rec_index: int, cat_index: int) -> Met
     stories = d.stories("affect", "neutral")
     affect, neutral = stories[:, 0], stories[:, 1]
     logit = a.reception_logit[rec_index]
-    data = (logit[affect], logit[neutral], d.fold[affect].astype(float),
-            (a.predicted[cat_index][affect] == d.emotion[affect]).astype(float))
+    data = (
+        logit[affect],
+        logit[neutral],
+        d.fold[affect].astype(float),
+        (a.predicted[cat_index][affect] == d.emotion[affect]).astype(float),
+    )
 
     def statistic(pos: np.ndarray, neg: np.ndarray, fold: np.ndarray, correct: np.ndarray) -> float:
         labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
@@ -57,13 +61,23 @@ def summarise(a: Analysis, d: Design, layers: list[int]) -> dict[str, Any]:
     affect = d.rows("affect")
     predicted = [EMOTIONS[p] if p >= 0 else None for p in a.predicted[c][affect]]
     out: dict[str, Any] = {
-        "reception": {"best_layer": layers[r], "auroc": reception[r].as_dict(),
-                      "plateau_layer": layers[plateau(reception)]},
-        "categorization": {"best_layer": layers[c], "accuracy": categorization[c].as_dict(), "chance": CHANCE,
-                           "confusion": M.confusion([EMOTIONS[e] for e in d.emotion[affect]], predicted, EMOTIONS)},
-        "lexical_floor": {k: m.as_dict() for k, m in a.lexical_floor.items()}}
+        "reception": {
+            "best_layer": layers[r],
+            "auroc": reception[r].as_dict(),
+            "plateau_layer": layers[plateau(reception)],
+        },
+        "categorization": {
+            "best_layer": layers[c],
+            "accuracy": categorization[c].as_dict(),
+            "chance": CHANCE,
+            "confusion": M.confusion([EMOTIONS[e] for e in d.emotion[affect]], predicted, EMOTIONS),
+        },
+        "lexical_floor": {k: m.as_dict() for k, m in a.lexical_floor.items()},
+    }
     if len(d.stories("affect", "neutral")) >= 2:
-        out["dissociation"] = {"reception_normalised": 2 * (reception[r].value - 0.5),
-                               "categorization_normalised": (categorization[c].value - CHANCE) / (1 - CHANCE),
-                               "difference": _dissociation(a, d, r, c).as_dict()}
+        out["dissociation"] = {
+            "reception_normalised": 2 * (reception[r].value - 0.5),
+            "categorization_normalised": (categorization[c].value - CHANCE) / (1 - CHANCE),
+            "difference": _dissociation(a, d, r, c).as_dict(),
+        }
     return out

@@ -70,12 +70,19 @@ class State:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"requests": self.requests, "completed": self.completed, "in_flight": self.in_flight,
-                    "peak_in_flight": self.peak_in_flight, "faults": dict(self.faults),
-                    "prompt_hashes": dict(self.prompt_hashes), "first_request_at": self.first_request_at,
-                    "last_response_at": self.last_response_at,
-                    "request_phase_s": (self.last_response_at - self.first_request_at)
-                    if self.first_request_at is not None and self.last_response_at is not None else None}
+            return {
+                "requests": self.requests,
+                "completed": self.completed,
+                "in_flight": self.in_flight,
+                "peak_in_flight": self.peak_in_flight,
+                "faults": dict(self.faults),
+                "prompt_hashes": dict(self.prompt_hashes),
+                "first_request_at": self.first_request_at,
+                "last_response_at": self.last_response_at,
+                "request_phase_s": (self.last_response_at - self.first_request_at)
+                if self.first_request_at is not None and self.last_response_at is not None
+                else None,
+            }
 
 
 def prompt_hash(messages: list[dict[str, str]]) -> str:
@@ -104,8 +111,14 @@ def default_answer(messages: list[dict[str, str]], salt: str = "") -> str:
     return "A reply from the loopback server."
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 class _Connection:
@@ -158,8 +171,11 @@ class _Connection:
         return await self.reader.readexactly(length) if length else b""
 
     async def send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "Content-Type: application/json",
-                f"Content-Length: {len(body)}"]
+        head = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+        ]
         head += [f"{k}: {v}" for k, v in (headers or {}).items()]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         await self.writer.drain()
@@ -171,8 +187,12 @@ class _Connection:
             if path.endswith("/stats"):
                 await self.send(200, json.dumps(self.state.snapshot()).encode())
             elif path.endswith("/models"):
-                await self.send(200, json.dumps({"object": "list", "data": [
-                    {"id": self.state.config.model_name, "object": "model"}]}).encode())
+                await self.send(
+                    200,
+                    json.dumps(
+                        {"object": "list", "data": [{"id": self.state.config.model_name, "object": "model"}]}
+                    ).encode(),
+                )
             else:
                 await self.send(404, b'{"error": "not found"}')
             return True
@@ -207,13 +227,16 @@ class _Connection:
                 st.in_flight -= 1
                 st.last_response_at = time.time()
 
-    async def _respond(self, messages: list[dict[str, str]], body: dict[str, Any], fault: str | None,
-                       delay: float) -> bool:
+    async def _respond(
+        self, messages: list[dict[str, str]], body: dict[str, Any], fault: str | None, delay: float
+    ) -> bool:
         cfg = self.state.config
         if delay:
             await asyncio.sleep(delay)
         if fault == "429":
-            await self.send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": f"{cfg.retry_after:g}"})
+            await self.send(
+                429, b'{"error": {"message": "rate limited"}}', {"Retry-After": f"{cfg.retry_after:g}"}
+            )
             return True
         if fault in ("500", "503"):
             await self.send(int(fault), b'{"error": {"message": "server error"}}')
@@ -229,13 +252,18 @@ class _Connection:
             return False
         text = self._answer(messages, sampling_salt(body))
         payload: dict[str, Any] = {
-            "id": "chatcmpl-loopback", "object": "chat.completion", "created": int(time.time()),
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", cfg.model_name),
-            "choices": [] if fault == "empty_choices" else [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": sum(len(m.get("content", "")) // 4 for m in messages),
-                      "completion_tokens": max(1, len(text) // 4),
-                      "total_tokens": 0},
+            "choices": []
+            if fault == "empty_choices"
+            else [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {
+                "prompt_tokens": sum(len(m.get("content", "")) // 4 for m in messages),
+                "completion_tokens": max(1, len(text) // 4),
+                "total_tokens": 0,
+            },
         }
         data = json.dumps(payload).encode()
         if fault == "truncated":
@@ -280,7 +308,8 @@ class LoopbackServer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, sock=self._sock, backlog=1024, limit=1 << 20))
+            asyncio.start_server(self._handle, sock=self._sock, backlog=1024, limit=1 << 20)
+        )
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -328,9 +357,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop by itself after this long")
     args = parser.parse_args(argv)
-    cfg = ServerConfig(latency=args.latency, jitter=args.jitter, fault_rate=args.fault_rate,
-                       faults=tuple(f for f in args.faults.split(",") if f), retry_after=args.retry_after,
-                       hang_seconds=args.hang_seconds, seed=args.seed)
+    cfg = ServerConfig(
+        latency=args.latency,
+        jitter=args.jitter,
+        fault_rate=args.fault_rate,
+        faults=tuple(f for f in args.faults.split(",") if f),
+        retry_after=args.retry_after,
+        hang_seconds=args.hang_seconds,
+        seed=args.seed,
+    )
     server = LoopbackServer(cfg, args.port).start()
     print(json.dumps({"port": server.port, "base_url": server.base_url}), flush=True)
     try:

@@ -10,9 +10,17 @@ from .base import Variant, VariantOutput
 
 VARIANTS: dict[str, tuple[str, str, str]] = {
     "direct": ("emobench.variants.direct", "Direct", "the task's prompt as is (default)"),
-    "cot": ("emobench.variants.cot", "ChainOfThought", "reason step by step, then answer in the task's format"),
+    "cot": (
+        "emobench.variants.cot",
+        "ChainOfThought",
+        "reason step by step, then answer in the task's format",
+    ),
     "rag": ("emobench.variants.rag", "RAG", "retrieve chunks of the sample's long context (BM25 or dense)"),
-    "coem": ("emobench.variants.coem", "CoEM", "LongEmotion's 5-stage collaborative pipeline with a sage model"),
+    "coem": (
+        "emobench.variants.coem",
+        "CoEM",
+        "LongEmotion's 5-stage collaborative pipeline with a sage model",
+    ),
     "refine": ("emobench.variants.refine", "Refine", "APOLO-style multi-agent instruction refinement on dev"),
     "fewshot": ("emobench.variants.fewshot", "FewShot", "k retrieved demonstrations from the train split"),
 }

@@ -37,8 +37,10 @@ class Variant:
     def __init__(self, **args: Any):
         unknown = set(args) - set(self.arg_defaults)
         if unknown:
-            raise ConfigError(f"variant {self.name}: unknown --variant-arg {', '.join(sorted(unknown))} "
-                              f"(known: {', '.join(sorted(self.arg_defaults)) or 'none'})")
+            raise ConfigError(
+                f"variant {self.name}: unknown --variant-arg {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(self.arg_defaults)) or 'none'})"
+            )
         self.args: dict[str, Any] = {**self.arg_defaults, **args}
 
     def config(self) -> dict[str, Any]:
@@ -65,8 +67,14 @@ class StandIn(Variant):
         return self._config
 
 
-async def ask(task: Task, sample: Sample, messages: list[Message], client: ModelClient, usage: Usage,
-              trace: dict[str, Any] | None = None) -> VariantOutput:
+async def ask(
+    task: Task,
+    sample: Sample,
+    messages: list[Message],
+    client: ModelClient,
+    usage: Usage,
+    trace: dict[str, Any] | None = None,
+) -> VariantOutput:
     """Send `messages` the way the task wants them answered: rank options by log-likelihood for a
     multiple_choice task on a backend that can, else generate `draws` replies (the fallback is noted in
     the trace and reported in the results), each re-asked while unparseable when the task says so
@@ -78,7 +86,9 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
     if task.output_mode == "multiple_choice":
         if client.supports_loglikelihood:
             space = task.answer_space(sample)
-            scores = await client.loglikelihood(messages, [task.continuation(a, sample) for a in space], usage)
+            scores = await client.loglikelihood(
+                messages, [task.continuation(a, sample) for a in space], usage
+            )
             best = max(range(len(space)), key=lambda i: scores[i])
             trace.update(mode="loglikelihood", loglikelihoods=scores)
             return VariantOutput([task.format_answer(space[best], sample)], messages, trace)
@@ -90,8 +100,15 @@ async def ask(task: Task, sample: Sample, messages: list[Message], client: Model
     return VariantOutput(replies, messages, trace)
 
 
-async def _reply(task: Task, sample: Sample, messages: list[Message], client: ModelClient, usage: Usage,
-                 draw: int, trace: dict[str, Any]) -> str:
+async def _reply(
+    task: Task,
+    sample: Sample,
+    messages: list[Message],
+    client: ModelClient,
+    usage: Usage,
+    draw: int,
+    trace: dict[str, Any],
+) -> str:
     """One draw's reply. A task whose `reask_unparseable` is N > 0 (EQ-Bench's `--task-arg reask=N`)
     is asked again, up to N times, while its parser cannot read the reply, each time at a temperature
     `reask_temperature_step` (default 0.15) higher, as EQ-Bench's own runner does. Every attempt is an
@@ -101,16 +118,23 @@ async def _reply(task: Task, sample: Sample, messages: list[Message], client: Mo
     if tries <= 0:
         return (await client.chat(messages, task.gen_params, usage, draw=draw)).text
     if "temperature" in client.gen_overrides:
-        raise ConfigError(f"task {task.name}: re-asking an unparseable reply raises the temperature, which "
-                          "--temperature fixes; drop one of the two")
+        raise ConfigError(
+            f"task {task.name}: re-asking an unparseable reply raises the temperature, which "
+            "--temperature fixes; drop one of the two"
+        )
     step = float(task.reask_temperature_step)
     attempts: list[dict[str, Any]] = []
     for attempt in range(tries + 1):
         params = task.gen_params.merged(temperature=round(task.gen_params.temperature + attempt * step, 6))
         text = (await client.chat(messages, params, usage, draw=draw)).text
         readable = score_replies(task, sample, [text]).outcome != "unparseable"  # as the record will read it
-        attempts.append({"temperature": params.temperature, "parsed": readable,
-                         **({} if readable else {"reply": text[-REPLY_CHARS_KEPT:]})})
+        attempts.append(
+            {
+                "temperature": params.temperature,
+                "parsed": readable,
+                **({} if readable else {"reply": text[-REPLY_CHARS_KEPT:]}),
+            }
+        )
         if readable:
             break
     if len(attempts) > 1:
@@ -139,8 +163,15 @@ def fits(client: ModelClient, messages: list[Message], reserve: int) -> bool:
     return client.count_tokens("\n".join(m["content"] for m in messages)) + reserve <= window
 
 
-def with_passages(task: Task, sample: Sample, client: ModelClient, passages: list[Any], template: str,
-                  name: str, replace: bool) -> tuple[list[Message], str]:
+def with_passages(
+    task: Task,
+    sample: Sample,
+    client: ModelClient,
+    passages: list[Any],
+    template: str,
+    name: str,
+    replace: bool,
+) -> tuple[list[Message], str]:
     """The task's prompt plus the retrieved passages. Keeps the full context when it fits (the mode
     'full+chunks'); otherwise, or with `replace`, the context is replaced by the passages alone."""
     block = prompts.render(template, **{name: passages})

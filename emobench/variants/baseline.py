@@ -28,5 +28,6 @@ class BaselineAnswers(StandIn):
 
     async def answer(self, task: Task, sample: Sample, client: ModelClient, usage: Usage) -> VariantOutput:
         answer = self.baseline.predict(task, sample)
-        return VariantOutput([task.format_answer(answer, sample)], task.render(sample),
-                             {"baseline": self.baseline.kind})
+        return VariantOutput(
+            [task.format_answer(answer, sample)], task.render(sample), {"baseline": self.baseline.kind}
+        )

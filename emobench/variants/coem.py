@@ -41,8 +41,16 @@ from .base import Variant, VariantOutput, ask, with_passages
 class CoEM(Variant):
     name = "coem"
     description = "LongEmotion's 5-stage collaborative pipeline with a sage model"
-    arg_defaults: dict[str, Any] = {"sage": None, "retriever": "bm25", "chunk_size": 128, "overlap": 50,
-                                    "k_initial": 8, "k_final": 4, "sage_max_tokens": 256, "replace": False}
+    arg_defaults: dict[str, Any] = {
+        "sage": None,
+        "retriever": "bm25",
+        "chunk_size": 128,
+        "overlap": 50,
+        "k_initial": 8,
+        "k_final": 4,
+        "sage_max_tokens": 256,
+        "replace": False,
+    }
 
     def __init__(self, **args: Any):
         super().__init__(**args)
@@ -60,7 +68,9 @@ class CoEM(Variant):
         sage = self._sage or client_for(self.args["sage"], client)
         units = retrieval_units(task, sample)
         if not units and not sample.context:
-            return await ask(task, sample, task.render(sample), client, usage, {"coem": "no context to retrieve from"})
+            return await ask(
+                task, sample, task.render(sample), client, usage, {"coem": "no context to retrieve from"}
+            )
         # stages 1-2: chunk and initial ranking
         k0, k1 = int(self.args["k_initial"]), int(self.args["k_final"])
         if units:
@@ -70,14 +80,35 @@ class CoEM(Variant):
         else:
             query = retrieval_query(task, sample)
             size = int(self.args["chunk_size"] or chunk_params(task, sample, {})[0])
-            chunks, hits = retrieve_chunks(sample.context or "", query, k0, size, int(self.args["overlap"]),
-                                           self.args["retriever"])
+            chunks, hits = retrieve_chunks(
+                sample.context or "", query, k0, size, int(self.args["overlap"]), self.args["retriever"]
+            )
         # stage 3: enrichment by the sage, one call per kept chunk
         params = GenParams(temperature=0.0, max_tokens=int(self.args["sage_max_tokens"]))
-        notes = await asyncio.gather(*(sage.chat([{"role": "user", "content": prompts.render(
-            "variants/coem_sage.j2", query=query or "which passage stands out emotionally, and why",
-            chunk=chunks[h.index].text, family=task.family)}], params, usage) for h in hits))
-        packs = [{"chunk": chunks[h.index].text, "note": n.text.strip(), "id": h.index} for h, n in zip(hits, notes, strict=True)]
+        notes = await asyncio.gather(
+            *(
+                sage.chat(
+                    [
+                        {
+                            "role": "user",
+                            "content": prompts.render(
+                                "variants/coem_sage.j2",
+                                query=query or "which passage stands out emotionally, and why",
+                                chunk=chunks[h.index].text,
+                                family=task.family,
+                            ),
+                        }
+                    ],
+                    params,
+                    usage,
+                )
+                for h in hits
+            )
+        )
+        packs = [
+            {"chunk": chunks[h.index].text, "note": n.text.strip(), "id": h.index}
+            for h, n in zip(hits, notes, strict=True)
+        ]
         # stage 4: re-rank the enriched packs
         texts = [f"{p['chunk']}\n{p['note']}" for p in packs]
         if len(packs) <= k1:
@@ -88,10 +119,18 @@ class CoEM(Variant):
             order = sorted(h.index for h in make_retriever(self.args["retriever"], texts).search(query, k1))
         final = sorted((packs[i] for i in order), key=lambda p: p["id"])
         # stage 5: generation by the model under test
-        messages, mode = with_passages(task, sample, client, final, "variants/coem.j2", "packs",
-                                       bool(self.args["replace"]))
-        trace = {"coem": {"sage": sage.identity.get("model"), "query": (query or "")[:500],
-                          "n_chunks": len(chunks), "initial": retrieved_log(chunks, hits) if not units
-                          else [{"id": h.index} for h in hits],
-                          "sage_calls": len(hits), "final": [p["id"] for p in final], "context": mode}}
+        messages, mode = with_passages(
+            task, sample, client, final, "variants/coem.j2", "packs", bool(self.args["replace"])
+        )
+        trace = {
+            "coem": {
+                "sage": sage.identity.get("model"),
+                "query": (query or "")[:500],
+                "n_chunks": len(chunks),
+                "initial": retrieved_log(chunks, hits) if not units else [{"id": h.index} for h in hits],
+                "sage_calls": len(hits),
+                "final": [p["id"] for p in final],
+                "context": mode,
+            }
+        }
         return await ask(task, sample, messages, client, usage, trace)

@@ -27,7 +27,7 @@ def final_answer(text: str) -> str:
     """The text after the last 'Final answer:' marker (the whole reply when there is none)."""
     text = strip_reasoning(text or "")
     found = list(_FINAL.finditer(text))
-    return text[found[-1].end():].strip() if found else text
+    return text[found[-1].end() :].strip() if found else text
 
 
 def generating_view(task: Task, max_tokens: int) -> Task:

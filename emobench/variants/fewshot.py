@@ -57,8 +57,11 @@ class FewShot(Variant):
         if not pool and dev_samples:
             split, pool = "dev", list(dev_samples)
         if not pool:
-            print(f"emobench: fewshot: task {task.name} has no train or dev split; its samples are answered "
-                  "zero-shot (noted in each trace)", file=sys.stderr)
+            print(
+                f"emobench: fewshot: task {task.name} has no train or dev split; its samples are answered "
+                "zero-shot (noted in each trace)",
+                file=sys.stderr,
+            )
         index = make_retriever(self.args["retriever"], [sample_text(s) for s in pool]) if pool else None
         self._pools[task.name] = (split, pool, index)
 
@@ -84,8 +87,13 @@ class FewShot(Variant):
                     messages.append(m)
             messages.append({"role": "assistant", "content": task.format_answer(demo.target, demo)})
         messages += [m for m in target if m["role"] != "system"]
-        trace: dict[str, Any] = {"fewshot": {"split": split, "demos": [d.id for d in demos],
-                                             "scores": [round(s, 4) for s in scores]}}
+        trace: dict[str, Any] = {
+            "fewshot": {
+                "split": split,
+                "demos": [d.id for d in demos],
+                "scores": [round(s, 4) for s in scores],
+            }
+        }
         if split == "none":
             trace["fewshot"]["note"] = "no train or dev split: answered zero-shot"
         return await ask(task, sample, messages, client, usage, trace)

@@ -36,8 +36,14 @@ from .base import Variant, VariantOutput, append_to_prompt, ask, with_passages
 class RAG(Variant):
     name = "rag"
     description = "retrieve chunks of the sample's long context (BM25 or dense)"
-    arg_defaults = {"retriever": "bm25", "chunk_size": None, "overlap": 50, "k": None, "replace": False,
-                    "outliers": 8}
+    arg_defaults = {
+        "retriever": "bm25",
+        "chunk_size": None,
+        "overlap": 50,
+        "k": None,
+        "replace": False,
+        "outliers": 8,
+    }
 
     def __init__(self, **args: Any):
         super().__init__(**args)
@@ -50,22 +56,49 @@ class RAG(Variant):
         units = retrieval_units(task, sample)
         if units:  # query-free outlier selection over the item's segments
             picked = outliers(units, int(self.args["outliers"]), self.args["retriever"])
-            trace = {"rag": {"retriever": self.args["retriever"], "query": None, "n_chunks": len(units),
-                             "retrieved": [{"id": i} for i in picked], "context": "full+chunks"}}
-            messages = append_to_prompt(task.render(sample), prompts.render(
-                "variants/rag.j2", passages=[units[i] for i in picked]))
+            trace = {
+                "rag": {
+                    "retriever": self.args["retriever"],
+                    "query": None,
+                    "n_chunks": len(units),
+                    "retrieved": [{"id": i} for i in picked],
+                    "context": "full+chunks",
+                }
+            }
+            messages = append_to_prompt(
+                task.render(sample), prompts.render("variants/rag.j2", passages=[units[i] for i in picked])
+            )
             return await ask(task, sample, messages, client, usage, trace)
         if not sample.context:
-            return await ask(task, sample, task.render(sample), client, usage, {"rag": "no context to retrieve from"})
+            return await ask(
+                task, sample, task.render(sample), client, usage, {"rag": "no context to retrieve from"}
+            )
         size, k = chunk_params(task, sample, self.args)
         query = retrieval_query(task, sample)
-        chunks, hits = retrieve_chunks(sample.context, query, k, size, int(self.args["overlap"]),
-                                       self.args["retriever"])
+        chunks, hits = retrieve_chunks(
+            sample.context, query, k, size, int(self.args["overlap"]), self.args["retriever"]
+        )
         kept = [chunks[h.index] for h in hits]
-        messages, mode = with_passages(task, sample, client, [c.text for c in kept], "variants/rag.j2",
-                                       "passages", bool(self.args["replace"]))
-        trace = {"rag": {"retriever": self.args["retriever"], "chunk_size": size, "overlap": self.args["overlap"],
-                         "k": k, "query": query[:500], "n_chunks": len(chunks), "context": mode,
-                         "retrieved": retrieved_log(chunks, hits),
-                         "leaks": leaking_chunks(kept, gold_texts(task, sample))}}
+        messages, mode = with_passages(
+            task,
+            sample,
+            client,
+            [c.text for c in kept],
+            "variants/rag.j2",
+            "passages",
+            bool(self.args["replace"]),
+        )
+        trace = {
+            "rag": {
+                "retriever": self.args["retriever"],
+                "chunk_size": size,
+                "overlap": self.args["overlap"],
+                "k": k,
+                "query": query[:500],
+                "n_chunks": len(chunks),
+                "context": mode,
+                "retrieved": retrieved_log(chunks, hits),
+                "leaks": leaking_chunks(kept, gold_texts(task, sample)),
+            }
+        }
         return await ask(task, sample, messages, client, usage, trace)

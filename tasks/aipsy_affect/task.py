@@ -31,7 +31,9 @@ def _check_split(value: Any, allowed: tuple[str, ...], key: str) -> str:
 
 class AipsyAffect(Vignettes):
     name = "aipsy_affect"
-    description = "AIPsy-Affect: 8-way Plutchik labelling of keyword-free clinical vignettes (subset=clinical|moderate)"
+    description = (
+        "AIPsy-Affect: 8-way Plutchik labelling of keyword-free clinical vignettes (subset=clinical|moderate)"
+    )
     source = f"hf://{AIPSY_REPO} (M. Keeman, arXiv 2604.23719)"
     license = "MIT"
     arg_defaults = {"subset": "clinical"}
@@ -44,7 +46,9 @@ class AipsyAffect(Vignettes):
 
 class AipsyAffectDetect(VignettesAffect):
     name = "aipsy_affect_detect"
-    description = "AIPsy-Affect: clinical vs matched neutral controls, AUROC of P(emotion) and paired sign test"
+    description = (
+        "AIPsy-Affect: clinical vs matched neutral controls, AUROC of P(emotion) and paired sign test"
+    )
     source = f"hf://{AIPSY_REPO} (M. Keeman, arXiv 2604.23719)"
     license = "MIT"
     arg_defaults = {"affect": "clinical", "control": "neutral"}

@@ -66,7 +66,12 @@ class _EmoBenchTask(ChoiceTask):
     source = "https://github.com/Sahandfer/EmoBench (HF: SahandSab/EmoBench)"
     license = "MIT"
     system_template = "emobench_system.j2"
-    arg_defaults: ClassVar[dict[str, Any]] = {"lang": "en", "protocol": "default", "shuffle": False, "seed": 0}
+    arg_defaults: ClassVar[dict[str, Any]] = {
+        "lang": "en",
+        "protocol": "default",
+        "shuffle": False,
+        "seed": 0,
+    }
     gen_params = GenParams(temperature=0.0, max_tokens=64)
     file_name: ClassVar[str] = ""  # EU.jsonl / EA.jsonl
     output_spec: ClassVar[str] = ""
@@ -148,15 +153,21 @@ class _EmoBenchTask(ChoiceTask):
             metrics["strict_accuracy"] = order_mean(records, strict_score)
         by_order: dict[int, list[float]] = {}
         for r in records:
-            by_order.setdefault(int((r.get("metadata") or {}).get("order", 0)), []).append(float(r["score"] or 0.0))
+            by_order.setdefault(int((r.get("metadata") or {}).get("order", 0)), []).append(
+                float(r["score"] or 0.0)
+            )
         if len(by_order) > 1:
-            details["accuracy_by_order"] = {str(k): M.proportion(v).as_dict() for k, v in sorted(by_order.items())}
+            details["accuracy_by_order"] = {
+                str(k): M.proportion(v).as_dict() for k, v in sorted(by_order.items())
+            }
         by_lang: dict[str, list[dict[str, Any]]] = {}
         for r in records:
             by_lang.setdefault(str((r.get("metadata") or {}).get("lang")), []).append(r)
         if len(by_lang) > 1:
-            details["accuracy_by_lang"] = {k: order_mean(v, lambda r: float(r["score"] or 0.0)).as_dict()
-                                           for k, v in sorted(by_lang.items())}
+            details["accuracy_by_lang"] = {
+                k: order_mean(v, lambda r: float(r["score"] or 0.0)).as_dict()
+                for k, v in sorted(by_lang.items())
+            }
         details["protocol"] = "paper" if self.paper else ("shuffled" if self.shuffle else "default")
         return metrics, details
 
@@ -175,15 +186,18 @@ class _EmoBenchTask(ChoiceTask):
         if len(self.langs) != 1:
             raise ConfigError(f"task {self.name}: importing reference outputs needs lang=en or lang=zh")
         if len(paths) > 1 and not self.paper:
-            raise ConfigError(f"{len(paths)} files are choice orders of the paper protocol: add "
-                              "--task-arg protocol=paper")
+            raise ConfigError(
+                f"{len(paths)} files are choice orders of the paper protocol: add --task-arg protocol=paper"
+            )
         lang = self.langs[0]
         items = self._items(lang)
         out: list[tuple[Sample, list[str]]] = []
         for k, path in enumerate(paths):
             matched: dict[int, int] = {}  # item index -> the line of this file that matched it
             for i, (line, row) in enumerate(data.read_csv(path), start=1):
-                context = items.find(path, line, self.reference_options(path, line, row), matched) if items else {}
+                context = (
+                    items.find(path, line, self.reference_options(path, line, row), matched) if items else {}
+                )
                 qid = str(context.get("qid", f"row{i}"))
                 out.append(self.reference_row(path, line, row, lang, qid, k, context))
         return out
@@ -204,8 +218,16 @@ class _EmoBenchTask(ChoiceTask):
         """Every option of a reference CSV row, in the same arrangement as `item_options`."""
         raise NotImplementedError
 
-    def reference_row(self, path: Any, line: int, row: dict[str, str], lang: str, qid: str, order: int,
-                      context: dict[str, Any]) -> tuple[Sample, list[str]]:
+    def reference_row(
+        self,
+        path: Any,
+        line: int,
+        row: dict[str, str],
+        lang: str,
+        qid: str,
+        order: int,
+        context: dict[str, Any],
+    ) -> tuple[Sample, list[str]]:
         raise NotImplementedError
 
 
@@ -231,8 +253,12 @@ class ItemsByOptions:
         shared = [len(key & k) for k in self.keys]
         best = max(shared, default=0)
         if 2 * best <= len(key):
-            raise DataError(path, f"the row's options match no item of {self.file_name} (none shares more "
-                            f"than half of {options!r})", line)
+            raise DataError(
+                path,
+                f"the row's options match no item of {self.file_name} (none shares more "
+                f"than half of {options!r})",
+                line,
+            )
         if shared.count(best) > 1:
             raise DataError(path, f"the row's options match several items of {self.file_name} equally", line)
         item = shared.index(best)
@@ -296,18 +322,34 @@ class EmoBenchEA(_EmoBenchTask):
         if not isinstance(choices, list) or len(choices) < 2:
             raise DataError(path, "field 'choices' must be a list of at least 2 options", line)
         target = _index_of(path, line, choices, row["label"], "label")
-        meta = {"qid": str(row["qid"]), "lang": row["language"], "category": row["category"],
-                "question_type": row["question type"], "scenario": row["scenario"], "subject": row["subject"],
-                "order": 0}
-        return Sample(id=f"{row['language']}-{row['qid']}", input=row["scenario"], target=target,
-                      choices=list(choices), metadata=meta)
+        meta = {
+            "qid": str(row["qid"]),
+            "lang": row["language"],
+            "category": row["category"],
+            "question_type": row["question type"],
+            "scenario": row["scenario"],
+            "subject": row["subject"],
+            "order": 0,
+        }
+        return Sample(
+            id=f"{row['language']}-{row['qid']}",
+            input=row["scenario"],
+            target=target,
+            choices=list(choices),
+            metadata=meta,
+        )
 
     def reorder(self, base: Sample, k: int) -> Sample:
         choices = base.choices or []
         perm = self.permutation(base, len(choices), k, "choices")
         new_id = f"{base.id}/o{k}" if self.paper else base.id
-        return Sample(id=new_id, input=base.input, target=perm.index(base.target),
-                      choices=[choices[i] for i in perm], metadata={**base.metadata, "order": k})
+        return Sample(
+            id=new_id,
+            input=base.input,
+            target=perm.index(base.target),
+            choices=[choices[i] for i in perm],
+            metadata={**base.metadata, "order": k},
+        )
 
     def item_options(self, row: dict[str, Any]) -> list[str]:
         return [str(c) for c in row.get("choices") or []]
@@ -321,10 +363,15 @@ class EmoBenchEA(_EmoBenchTask):
         preds = [_csv_int(path, line, row, c) for c in _pred_columns(row, "")]
         if not preds:
             raise DataError(path, "no 'Pred N' columns", line)
-        meta = {"qid": qid, "lang": lang, "category": context.get("category"),
-                "question_type": context.get("question type", "Action"),
-                "scenario": context.get("scenario", "(not recorded in the prediction file)"),
-                "subject": context.get("subject", "the person"), "order": order}
+        meta = {
+            "qid": qid,
+            "lang": lang,
+            "category": context.get("category"),
+            "question_type": context.get("question type", "Action"),
+            "scenario": context.get("scenario", "(not recorded in the prediction file)"),
+            "subject": context.get("subject", "the person"),
+            "order": order,
+        }
         sid = f"{lang}-{qid}" + (f"/o{order}" if self.paper else "")
         sample = Sample(id=sid, input=meta["scenario"], target=target, choices=choices, metadata=meta)
         return sample, [self.format_answer(p, sample) if 0 <= p < len(choices) else "" for p in preds]
@@ -335,26 +382,50 @@ class EmoBenchEU(_EmoBenchTask):
     `choices` holds the emotion options and `metadata["causes"]` the cause options."""
 
     name = "emobench_eu"
-    description = "EmoBench Emotional Understanding: the emotion a person feels and its cause (both must be right)"
+    description = (
+        "EmoBench Emotional Understanding: the emotion a person feels and its cause (both must be right)"
+    )
     template = "emobench_eu.j2"
     size = 200
     file_name = "EU.jsonl"
     output_spec = '{"answer_q1": "<letter>", "answer_q2": "<letter>"}'
 
     def build_sample(self, path: Any, line: int, row: dict[str, Any]) -> Sample:
-        data.require(path, line, row, "emotion_choices", "emotion_label", "cause_choices", "cause_label",
-                     "coarse_category")
+        data.require(
+            path,
+            line,
+            row,
+            "emotion_choices",
+            "emotion_label",
+            "cause_choices",
+            "cause_label",
+            "coarse_category",
+        )
         emotions, causes = row["emotion_choices"], row["cause_choices"]
         for field in ("emotion_choices", "cause_choices"):
             if not isinstance(row[field], list) or len(row[field]) < 2:
                 raise DataError(path, f"field {field!r} must be a list of at least 2 options", line)
-        target = {"emotion": _index_of(path, line, emotions, row["emotion_label"], "emotion_label"),
-                  "cause": _index_of(path, line, causes, row["cause_label"], "cause_label")}
-        meta = {"qid": str(row["qid"]), "lang": row["language"], "category": row["coarse_category"],
-                "finegrained_category": row.get("finegrained_category"), "scenario": row["scenario"],
-                "subject": row["subject"], "causes": list(causes), "order": 0}
-        return Sample(id=f"{row['language']}-{row['qid']}", input=row["scenario"], target=target,
-                      choices=list(emotions), metadata=meta)
+        target = {
+            "emotion": _index_of(path, line, emotions, row["emotion_label"], "emotion_label"),
+            "cause": _index_of(path, line, causes, row["cause_label"], "cause_label"),
+        }
+        meta = {
+            "qid": str(row["qid"]),
+            "lang": row["language"],
+            "category": row["coarse_category"],
+            "finegrained_category": row.get("finegrained_category"),
+            "scenario": row["scenario"],
+            "subject": row["subject"],
+            "causes": list(causes),
+            "order": 0,
+        }
+        return Sample(
+            id=f"{row['language']}-{row['qid']}",
+            input=row["scenario"],
+            target=target,
+            choices=list(emotions),
+            metadata=meta,
+        )
 
     def reorder(self, base: Sample, k: int) -> Sample:
         emotions, causes = base.choices or [], base.metadata["causes"]
@@ -362,8 +433,13 @@ class EmoBenchEU(_EmoBenchTask):
         pc = self.permutation(base, len(causes), k, "causes")
         target = {"emotion": pe.index(base.target["emotion"]), "cause": pc.index(base.target["cause"])}
         new_id = f"{base.id}/o{k}" if self.paper else base.id
-        return Sample(id=new_id, input=base.input, target=target, choices=[emotions[i] for i in pe],
-                      metadata={**base.metadata, "causes": [causes[i] for i in pc], "order": k})
+        return Sample(
+            id=new_id,
+            input=base.input,
+            target=target,
+            choices=[emotions[i] for i in pe],
+            metadata={**base.metadata, "causes": [causes[i] for i in pc], "order": k},
+        )
 
     def prompt_variables(self, sample: Sample) -> dict[str, Any]:
         variables = super().prompt_variables(sample)
@@ -375,8 +451,10 @@ class EmoBenchEU(_EmoBenchTask):
         if not isinstance(text, str):
             return None
         text = parsing.strip_reasoning(text)
-        answer = {"emotion": _question(text, "q1", sample.choices or []),
-                  "cause": _question(text, "q2", sample.metadata.get("causes") or [])}
+        answer = {
+            "emotion": _question(text, "q1", sample.choices or []),
+            "cause": _question(text, "q2", sample.metadata.get("causes") or []),
+        }
         return None if answer["emotion"] is None and answer["cause"] is None else answer
 
     def parse_strict(self, text: str, sample: Sample) -> dict[str, int | None] | None:
@@ -393,16 +471,26 @@ class EmoBenchEU(_EmoBenchTask):
         return None if voted["emotion"] is None and voted["cause"] is None else voted
 
     def score(self, parsed: Any, sample: Sample) -> float:
-        return float(parsed.get("emotion") == sample.target["emotion"] and parsed.get("cause") == sample.target["cause"])
+        return float(
+            parsed.get("emotion") == sample.target["emotion"]
+            and parsed.get("cause") == sample.target["cause"]
+        )
 
     def answer_space(self, sample: Sample) -> list[Any]:
-        return [{"emotion": e, "cause": c} for e in range(len(sample.choices or []))
-                for c in range(len(sample.metadata.get("causes") or []))]
+        return [
+            {"emotion": e, "cause": c}
+            for e in range(len(sample.choices or []))
+            for c in range(len(sample.metadata.get("causes") or []))
+        ]
 
     def format_answer(self, answer: Any, sample: Sample) -> str:
         def letter(i: Any) -> str:
             return chr(65 + int(i)) if i is not None else ""
-        return '{"answer_q1": "%s", "answer_q2": "%s"}' % (letter(answer.get("emotion")), letter(answer.get("cause")))
+
+        return '{"answer_q1": "%s", "answer_q2": "%s"}' % (
+            letter(answer.get("emotion")),
+            letter(answer.get("cause")),
+        )
 
     def continuation(self, answer: Any, sample: Sample) -> str:
         return " " + self.format_answer(answer, sample)
@@ -417,26 +505,42 @@ class EmoBenchEU(_EmoBenchTask):
         return [str(c) for c in [*(row.get("emotion_choices") or []), *(row.get("cause_choices") or [])]]
 
     def reference_options(self, path: Any, line: int, row: dict[str, str]) -> list[str]:
-        return [*_csv_list(path, line, row.get("Emo Choices", ""), "Emo Choices"),
-                *_csv_list(path, line, row.get("Cause Choices", ""), "Cause Choices")]
+        return [
+            *_csv_list(path, line, row.get("Emo Choices", ""), "Emo Choices"),
+            *_csv_list(path, line, row.get("Cause Choices", ""), "Cause Choices"),
+        ]
 
     def reference_row(self, path, line, row, lang, qid, order, context):
         emotions = _csv_list(path, line, row.get("Emo Choices", ""), "Emo Choices")
         causes = _csv_list(path, line, row.get("Cause Choices", ""), "Cause Choices")
-        target = {"emotion": _csv_int(path, line, row, "Emo Label"), "cause": _csv_int(path, line, row, "Cause Label")}
+        target = {
+            "emotion": _csv_int(path, line, row, "Emo Label"),
+            "cause": _csv_int(path, line, row, "Cause Label"),
+        }
         emo_cols, cause_cols = _pred_columns(row, "Emo "), _pred_columns(row, "Cause ")
         if not emo_cols or len(emo_cols) != len(cause_cols):
             raise DataError(path, "expected matching 'Emo Pred N' and 'Cause Pred N' columns", line)
-        meta = {"qid": qid, "lang": lang, "category": context.get("coarse_category"),
-                "scenario": context.get("scenario", "(not recorded in the prediction file)"),
-                "subject": context.get("subject", "the person"), "causes": causes, "order": order}
+        meta = {
+            "qid": qid,
+            "lang": lang,
+            "category": context.get("coarse_category"),
+            "scenario": context.get("scenario", "(not recorded in the prediction file)"),
+            "subject": context.get("subject", "the person"),
+            "causes": causes,
+            "order": order,
+        }
         sid = f"{lang}-{qid}" + (f"/o{order}" if self.paper else "")
         sample = Sample(id=sid, input=meta["scenario"], target=target, choices=emotions, metadata=meta)
         replies = []
         for ec, cc in zip(emo_cols, cause_cols, strict=True):
             e, c = _csv_int(path, line, row, ec), _csv_int(path, line, row, cc)
-            answer = {"emotion": e if 0 <= e < len(emotions) else None, "cause": c if 0 <= c < len(causes) else None}
-            replies.append("" if answer == {"emotion": None, "cause": None} else self.format_answer(answer, sample))
+            answer = {
+                "emotion": e if 0 <= e < len(emotions) else None,
+                "cause": c if 0 <= c < len(causes) else None,
+            }
+            replies.append(
+                "" if answer == {"emotion": None, "cause": None} else self.format_answer(answer, sample)
+            )
         return sample, replies
 
 

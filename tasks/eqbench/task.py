@@ -57,8 +57,10 @@ def item_score(answer: dict[str, int], reference: dict[str, int]) -> float:
 def strip_revision(prompt: str) -> str:
     """The prompt with the critique / revised-scores instructions removed, as EQ-Bench does when
     revision is off."""
-    prompt = prompt.replace(" Then critique your answer by thinking it through step by step. "
-                            "Finally, give your revised scores.", "")
+    prompt = prompt.replace(
+        " Then critique your answer by thinking it through step by step. Finally, give your revised scores.",
+        "",
+    )
     prompt = prompt.replace("First pass scores:\n", "")
     start, end = prompt.find("Critique: <your critique here>"), prompt.find("[End of answer]")
     if start >= 0 and end >= 0:
@@ -90,9 +92,12 @@ class EQBench(Task):
         root = data.data_dir(self.data_dir)
         path = data.find_local(root, FILE_NAME)
         if path is None:
-            raise DataError(root or FILE_NAME, f"{FILE_NAME} not found: EQ-Bench's questions are not on the "
-                            "Hugging Face hub; download data/eq_bench_v2_questions_171.json from "
-                            "https://github.com/EQ-bench/EQ-Bench and pass its folder with --data-dir")
+            raise DataError(
+                root or FILE_NAME,
+                f"{FILE_NAME} not found: EQ-Bench's questions are not on the "
+                "Hugging Face hub; download data/eq_bench_v2_questions_171.json from "
+                "https://github.com/EQ-bench/EQ-Bench and pass its folder with --data-dir",
+            )
         questions = data.read_json(path)
         if not isinstance(questions, dict):
             raise DataError(path, "expected a JSON object mapping question ids to questions")
@@ -109,19 +114,31 @@ class EQBench(Task):
         ref = item["reference_answer_fullscale"]
         if not isinstance(ref, dict):
             raise DataError(path, f"question {qid!r}: reference_answer_fullscale is not an object", line)
-        data.require(path, line, ref, *(f"emotion{i}" for i in range(1, 5)),
-                     *(f"emotion{i}_score" for i in range(1, 5)))
+        data.require(
+            path,
+            line,
+            ref,
+            *(f"emotion{i}" for i in range(1, 5)),
+            *(f"emotion{i}_score" for i in range(1, 5)),
+        )
         target: dict[str, int] = {}
         for i in range(1, 5):
             try:
                 target[str(ref[f"emotion{i}"])] = int(ref[f"emotion{i}_score"])
             except (TypeError, ValueError):
-                raise DataError(path, f"question {qid!r}: emotion{i}_score {ref[f'emotion{i}_score']!r} is not "
-                                "an integer", line) from None
+                raise DataError(
+                    path,
+                    f"question {qid!r}: emotion{i}_score {ref[f'emotion{i}_score']!r} is not an integer",
+                    line,
+                ) from None
         if len(target) != 4:
             raise DataError(path, f"question {qid!r}: the four reference emotions are not distinct", line)
-        return Sample(id=qid, input=strip_revision(str(item["prompt"])), target=target,
-                      metadata={"emotions": list(target)})
+        return Sample(
+            id=qid,
+            input=strip_revision(str(item["prompt"])),
+            target=target,
+            metadata={"emotions": list(target)},
+        )
 
     # ---- answers ----------------------------------------------------------------------------
     def parse(self, text: str, sample: Sample) -> dict[str, int] | None:
@@ -146,14 +163,20 @@ class EQBench(Task):
         """Every valid rating of the four emotions (11^4 - 1: all zeros is not an answer): what the
         random baseline draws from."""
         names = list(sample.target)
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(range(11), repeat=4) if any(combo)]
+        return [
+            dict(zip(names, combo, strict=True))
+            for combo in itertools.product(range(11), repeat=4)
+            if any(combo)
+        ]
 
     def format_answer(self, answer: Any, sample: Sample) -> str:
         return "\n".join(f"{name}: {value}" for name, value in answer.items())
 
     # ---- metrics ----------------------------------------------------------------------------
     def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
-        parsed = [float(r["score"]) for r in records if r["outcome"] != "unparseable" and r["score"] is not None]
+        parsed = [
+            float(r["score"]) for r in records if r["outcome"] != "unparseable" and r["score"] is not None
+        ]
         fraction = len(parsed) / len(records) if records else 0.0
         if parsed:
             m = M.mean([10.0 * s for s in parsed])  # 100 * sum / (n * 10) = mean of 10 * item score
@@ -161,16 +184,24 @@ class EQBench(Task):
         else:
             score = Metric(float("nan"), float("nan"), float("nan"), 0)
         failed = fraction < PARSEABLE_THRESHOLD
-        details: dict[str, Any] = {"parseable_fraction": fraction, "n_parseable": len(parsed), "failed": failed,
-                                   "scale": "0 = random answering, 100 = the reference exactly",
-                                   "correct_means": f"item score >= {CORRECT_AT} of 10"}
+        details: dict[str, Any] = {
+            "parseable_fraction": fraction,
+            "n_parseable": len(parsed),
+            "failed": failed,
+            "scale": "0 = random answering, 100 = the reference exactly",
+            "correct_means": f"item score >= {CORRECT_AT} of 10",
+        }
         if failed:
-            details["note"] = (f"FAILED: only {fraction:.1%} of items parsed (EQ-Bench requires "
-                               f"{PARSEABLE_THRESHOLD:.2%}); the score is not valid")
+            details["note"] = (
+                f"FAILED: only {fraction:.1%} of items parsed (EQ-Bench requires "
+                f"{PARSEABLE_THRESHOLD:.2%}); the score is not valid"
+            )
         flags = [float(r["outcome"] == "correct") for r in records]
-        return {"eqbench_score": score, "parseable_fraction": M.proportion([float(r["outcome"] != "unparseable")
-                                                                         for r in records]),
-                "item_accuracy": M.proportion(flags)}, details
+        return {
+            "eqbench_score": score,
+            "parseable_fraction": M.proportion([float(r["outcome"] != "unparseable") for r in records]),
+            "item_accuracy": M.proportion(flags),
+        }, details
 
 
 def _count(value: Any) -> int:

@@ -40,24 +40,51 @@ from emobench.types import GenParams, Metric, Sample
 
 # The 8 strategies in the order of ESConv's strat.json and Kang's metrics.py (the order of the
 # Bradley-Terry sweep, so it matters in the last decimals).
-STRATEGIES = ("Question", "Restatement or Paraphrasing", "Reflection of Feelings", "Self-disclosure",
-              "Affirmation and Reassurance", "Providing Suggestions", "Information", "Others")
+STRATEGIES = (
+    "Question",
+    "Restatement or Paraphrasing",
+    "Reflection of Feelings",
+    "Self-disclosure",
+    "Affirmation and Reassurance",
+    "Providing Suggestions",
+    "Information",
+    "Others",
+)
 _CANONICAL = {s.lower(): s for s in STRATEGIES}
-_ALIASES = {"questions": "Question", "other": "Others", "restatement": "Restatement or Paraphrasing",
-            "paraphrasing": "Restatement or Paraphrasing", "self disclosure": "Self-disclosure",
-            "approval and reassurance": "Affirmation and Reassurance", "suggestions": "Providing Suggestions",
-            "providing suggestion": "Providing Suggestions", "reflection of feeling": "Reflection of Feelings"}
+_ALIASES = {
+    "questions": "Question",
+    "other": "Others",
+    "restatement": "Restatement or Paraphrasing",
+    "paraphrasing": "Restatement or Paraphrasing",
+    "self disclosure": "Self-disclosure",
+    "approval and reassurance": "Affirmation and Reassurance",
+    "suggestions": "Providing Suggestions",
+    "providing suggestion": "Providing Suggestions",
+    "reflection of feeling": "Reflection of Feelings",
+}
 SEEKER, SUPPORTER = "seeker", "supporter"
-_SPEAKERS = {"seeker": SEEKER, "usr": SEEKER, "speaker": SEEKER, "supporter": SUPPORTER, "sys": SUPPORTER,
-             "listener": SUPPORTER}
+_SPEAKERS = {
+    "seeker": SEEKER,
+    "usr": SEEKER,
+    "speaker": SEEKER,
+    "supporter": SUPPORTER,
+    "sys": SUPPORTER,
+    "listener": SUPPORTER,
+}
 SPLIT_SEED = 13
-LOCAL_FILES = {"esconv": ("ESConv.json",), "failed": ("FailedESConv.json",),
-               "kang2024": ("kang2024_results.json", "results.json")}
+LOCAL_FILES = {
+    "esconv": ("ESConv.json",),
+    "failed": ("FailedESConv.json",),
+    "kang2024": ("kang2024_results.json", "results.json"),
+}
 AUTO = ("esconv", "kang2024")  # never the failed dialogues unasked
 HUB_REPO = "thu-coai/esconv"
 # our split -> (the hub's split name, the file the authors' process.py writes for it)
-HUB_SPLITS = {"train": ("train", "train.txt"), "dev": ("validation", "valid.txt"),
-              "test": ("test", "test.txt")}
+HUB_SPLITS = {
+    "train": ("train", "train.txt"),
+    "dev": ("validation", "valid.txt"),
+    "test": ("test", "test.txt"),
+}
 HUB_FILES = " + ".join(f for _, f in HUB_SPLITS.values())
 
 
@@ -84,6 +111,7 @@ def normalise_strategy(name: Any) -> str | None:
 
 # ---- Kang et al. (2024) metrics --------------------------------------------------------------------
 
+
 def strategy_report(gold: Sequence[str], pred: Sequence[str | None]) -> dict[str, Any]:
     """Accuracy, macro-F1 over all 8 strategies and over the labels present (in gold or predictions:
     sklearn's default, hence Kang's proficiency Q; the two differ only on a subset), weighted F1,
@@ -95,7 +123,9 @@ def strategy_report(gold: Sequence[str], pred: Sequence[str | None]) -> dict[str
     """
     g = [normalise_strategy(x) for x in gold]
     if any(x is None for x in g):
-        raise ValueError(f"gold labels outside the 8 strategies: {sorted({str(a) for a, b in zip(gold, g, strict=True) if b is None})}")
+        raise ValueError(
+            f"gold labels outside the 8 strategies: {sorted({str(a) for a, b in zip(gold, g, strict=True) if b is None})}"
+        )
     p = [normalise_strategy(x) for x in pred]
     n = len(g)
     f1 = M.f1_scores(g, p, STRATEGIES)
@@ -123,6 +153,7 @@ def strategy_report(gold: Sequence[str], pred: Sequence[str | None]) -> dict[str
 
 
 # ---- loading ---------------------------------------------------------------------------------------
+
 
 def render_turns(turns: Sequence[tuple[str, str | None, str]]) -> str:
     """Kang's context format: `supporter\\n- Strategy: X\\n- Utterance: ...` / `seeker\\n- Utterance: ...`."""
@@ -171,7 +202,9 @@ def _json_rows(where: str, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterat
 class ESConvStrategy(ChoiceTask):
     name = "esconv_strategy"
     family = "strategy"
-    description = "ESConv: predict the supporter's next support strategy (8 classes; Kang et al. 2024 Q and B)"
+    description = (
+        "ESConv: predict the supporter's next support strategy (8 classes; Kang et al. 2024 Q and B)"
+    )
     source = "https://github.com/thu-coai/Emotional-Support-Conversation; Kang et al. 2024 (1eastar/EmotionalSupport)"
     license = "CC BY-NC 4.0, academic research use only (ESConv); Kang et al.'s scorer: MIT"
     template = "esconv_strategy.j2"
@@ -186,8 +219,9 @@ class ESConvStrategy(ChoiceTask):
     def __init__(self, data_dir: str | None = None, **args: Any):
         super().__init__(data_dir, **args)
         if self.args["source"] not in ("auto", *LOCAL_FILES):
-            raise ConfigError(f"esconv_strategy: source={self.args['source']!r}, expected auto, "
-                              f"{', '.join(LOCAL_FILES)}")
+            raise ConfigError(
+                f"esconv_strategy: source={self.args['source']!r}, expected auto, {', '.join(LOCAL_FILES)}"
+            )
         try:
             self.window = int(self.args["window"])
         except (TypeError, ValueError):
@@ -208,8 +242,10 @@ class ESConvStrategy(ChoiceTask):
         wanted = self.args["source"]
         if root is None:
             if wanted not in ("auto", "esconv"):
-                raise ConfigError(f"esconv_strategy: source={wanted} needs --data-dir with "
-                                  f"{' or '.join(LOCAL_FILES[wanted])}")
+                raise ConfigError(
+                    f"esconv_strategy: source={wanted} needs --data-dir with "
+                    f"{' or '.join(LOCAL_FILES[wanted])}"
+                )
             return Source("esconv", "splits", None)
         order = [wanted] if wanted != "auto" else list(AUTO)
         for name in order:
@@ -228,16 +264,23 @@ class ESConvStrategy(ChoiceTask):
         if split not in self.splits:
             raise ConfigError(f"task {self.name} has no split {split!r} (known: {', '.join(self.splits)})")
         source = self.data_source()
-        self.load_report = {"source": source.name, "file": source.describe(), "normalised": Counter(),
-                            "dropped": Counter()}
+        self.load_report = {
+            "source": source.name,
+            "file": source.describe(),
+            "normalised": Counter(),
+            "dropped": Counter(),
+        }
         read = {"kang": self._kang, "splits": self._split_rows, "dialogues": self._dialogues}[source.layout]
         where, samples = read(source, split)
         self.load_report["normalised"] = dict(self.load_report["normalised"])
         self.load_report["dropped"] = dict(self.load_report["dropped"])
         self.load_report["samples"] = len(samples)
         if not samples:  # an empty run would report nothing as if it measured something
-            raise DataError(where, f"no samples in the {split} split: no supporter turn with one of the 8 "
-                            "strategies follows a seeker turn")
+            raise DataError(
+                where,
+                f"no samples in the {split} split: no supporter turn with one of the 8 "
+                "strategies follows a seeker turn",
+            )
         return samples
 
     def _dialogues(self, source: Source, split: str) -> tuple[str, list[Sample]]:
@@ -249,10 +292,16 @@ class ESConvStrategy(ChoiceTask):
         order = list(range(len(dialogs)))
         random.Random(SPLIT_SEED).shuffle(order)
         n = int(0.15 * len(order))
-        part = {"dev": order[:n], "test": order[n:2 * n], "train": order[2 * n:]}[split]
-        samples = [s for row, i in enumerate(part, start=1) for s in self._dialog_samples(
-            f"{source.name}-{split}-{row}", dialogs[i],
-            lambda msg, i=i: DataError(path, f"dialogue {i}: {msg}"))]
+        part = {"dev": order[:n], "test": order[n : 2 * n], "train": order[2 * n :]}[split]
+        samples = [
+            s
+            for row, i in enumerate(part, start=1)
+            for s in self._dialog_samples(
+                f"{source.name}-{split}-{row}",
+                dialogs[i],
+                lambda msg, i=i: DataError(path, f"dialogue {i}: {msg}"),
+            )
+        ]
         return str(path), samples
 
     def _split_rows(self, source: Source, split: str) -> tuple[str, list[Sample]]:
@@ -264,8 +313,13 @@ class ESConvStrategy(ChoiceTask):
         else:
             where = str(source.path / file_name)
             rows = data.read_jsonl(where)
-        samples = [s for row, (line, dialog) in enumerate(rows, start=1) for s in self._dialog_samples(
-            f"esconv-{split}-{row}", dialog, lambda msg, line=line: DataError(where, msg, line))]
+        samples = [
+            s
+            for row, (line, dialog) in enumerate(rows, start=1)
+            for s in self._dialog_samples(
+                f"esconv-{split}-{row}", dialog, lambda msg, line=line: DataError(where, msg, line)
+            )
+        ]
         return where, samples
 
     def _strategy(self, raw: Any) -> str | None:
@@ -292,13 +346,19 @@ class ESConvStrategy(ChoiceTask):
             strategy = self._strategy(raw) if speaker == SUPPORTER else None
             text = str(turn.get("content", turn.get("text", "")))
             if speaker == SUPPORTER and t > 0 and turns and turns[-1][0] == SEEKER and strategy is not None:
-                window = turns[-self.window:] if self.window > 0 else turns
+                window = turns[-self.window :] if self.window > 0 else turns
                 yield Sample(
-                    id=f"{key}-{t}", input=render_turns(window),
-                    target=STRATEGIES.index(strategy), choices=list(STRATEGIES),
-                    metadata={"situation": str(dialog.get("situation", "")),
-                              "problem_type": dialog.get("problem_type"),
-                              "emotion_type": dialog.get("emotion_type"), "category": strategy})
+                    id=f"{key}-{t}",
+                    input=render_turns(window),
+                    target=STRATEGIES.index(strategy),
+                    choices=list(STRATEGIES),
+                    metadata={
+                        "situation": str(dialog.get("situation", "")),
+                        "problem_type": dialog.get("problem_type"),
+                        "emotion_type": dialog.get("emotion_type"),
+                        "category": strategy,
+                    },
+                )
             turns.append((speaker, strategy or (str(raw) if raw else None), text))
 
     def _kang(self, source: Source, split: str) -> tuple[str, list[Sample]]:
@@ -307,8 +367,9 @@ class ESConvStrategy(ChoiceTask):
             raise ConfigError(f"esconv_strategy: {path} (source=kang2024) has only the test split")
         rows = data.read_json(path)
         if not isinstance(rows, list):
-            raise DataError(path, "expected a JSON list of samples (Kang et al.'s results.json: context, "
-                            "strg_gold, ...)")
+            raise DataError(
+                path, "expected a JSON list of samples (Kang et al.'s results.json: context, strg_gold, ...)"
+            )
         samples: list[Sample] = []
         seen: list[tuple[str, int]] = []
         for i, row in enumerate(rows):
@@ -320,11 +381,20 @@ class ESConvStrategy(ChoiceTask):
                 continue
             sid = f"kang2024-{row.get('sample_id', i)}"
             seen.append((sid, i + 1))
-            samples.append(Sample(
-                id=sid, input=str(row["context"]).strip(), target=STRATEGIES.index(gold),
-                choices=list(STRATEGIES),
-                metadata={"situation": str(row.get("situation", "")), "category": gold,
-                          "problem_type": row.get("problem_type"), "emotion_type": row.get("emotion_type")}))
+            samples.append(
+                Sample(
+                    id=sid,
+                    input=str(row["context"]).strip(),
+                    target=STRATEGIES.index(gold),
+                    choices=list(STRATEGIES),
+                    metadata={
+                        "situation": str(row.get("situation", "")),
+                        "category": gold,
+                        "problem_type": row.get("problem_type"),
+                        "emotion_type": row.get("emotion_type"),
+                    },
+                )
+            )
         data.check_unique_ids(path, seen)
         return str(path), samples
 
@@ -350,10 +420,12 @@ class ESConvStrategy(ChoiceTask):
         pred = [STRATEGIES[int(r["parsed"])] if r["parsed"] is not None else None for r in records]
         report = strategy_report(gold, pred) if records else {}
         present = report.get("labels_present", STRATEGIES)
-        metrics = {"accuracy": M.proportion([float(r["score"] or 0.0) for r in records]),
-                   "macro_f1": M.macro_f1_metric(gold, pred, STRATEGIES),
-                   "macro_f1_present": M.macro_f1_metric(gold, pred, present),
-                   "weighted_f1": M.macro_f1_metric(gold, pred, STRATEGIES, weighted=True)}
+        metrics = {
+            "accuracy": M.proportion([float(r["score"] or 0.0) for r in records]),
+            "macro_f1": M.macro_f1_metric(gold, pred, STRATEGIES),
+            "macro_f1_present": M.macro_f1_metric(gold, pred, present),
+            "weighted_f1": M.macro_f1_metric(gold, pred, STRATEGIES, weighted=True),
+        }
         if report:
             b = report["preference_bias"]
             metrics["preference_bias"] = Metric(b, float("nan"), float("nan"), len(records))

@@ -31,8 +31,10 @@ from emobench.types import GenParams, Metric, Sample
 
 HUB_REPO = "LongEmotion/LongEmotion"
 SOURCE = "https://github.com/LongEmotion/LongEmotion (hub dataset LongEmotion/LongEmotion)"
-LICENSE = ("MIT (the hub card `LongEmotion/LongEmotion` declares it; some sources, e.g. BookCorpus text and "
-           "the QA papers, may carry their own terms)")
+LICENSE = (
+    "MIT (the hub card `LongEmotion/LongEmotion` declares it; some sources, e.g. BookCorpus text and "
+    "the QA papers, may carry their own terms)"
+)
 
 # file name -> its path in the hub dataset
 HUB_PATHS = {
@@ -60,12 +62,16 @@ def _hub_file(repo_path: str) -> Path:
     """Download one file of the hub dataset (cached by huggingface_hub)."""
     try:
         from huggingface_hub import hf_hub_download  # only needed without --data-dir
+
         # with HF_HUB_OFFLINE set, only the local hub cache is read (no network retries)
-        return Path(hf_hub_download(HUB_REPO, repo_path, repo_type="dataset", local_files_only=data.hub_offline()))
+        return Path(
+            hf_hub_download(HUB_REPO, repo_path, repo_type="dataset", local_files_only=data.hub_offline())
+        )
     except Exception as exc:  # offline, missing file, no network
-        raise DataError(f"hf://datasets/{HUB_REPO}/{repo_path}",
-                        f"could not download ({type(exc).__name__}); pass --data-dir with the original "
-                        "LongEmotion files") from None
+        raise DataError(
+            f"hf://datasets/{HUB_REPO}/{repo_path}",
+            f"could not download ({type(exc).__name__}); pass --data-dir with the original LongEmotion files",
+        ) from None
 
 
 def field(path: Path, line: int, row: dict[str, Any], *names: str) -> Any:
@@ -92,8 +98,10 @@ class _LongEmotionTask(LongContextTask, Task):
 
 # ---- EC -------------------------------------------------------------------------------------------
 
-EC_FILES = {"emobench": "Emotion_Classification_Emobench.jsonl",
-            "finentity": "Emotion_Classification_Finentity.jsonl"}
+EC_FILES = {
+    "emobench": "Emotion_Classification_Emobench.jsonl",
+    "finentity": "Emotion_Classification_Finentity.jsonl",
+}
 _EMOTION_VALUE = re.compile(r'"Emotion"\s*:\s*"([^"]*)"', re.IGNORECASE)
 
 
@@ -110,7 +118,9 @@ class LongEmotionEC(_LongEmotionTask):
     def __init__(self, data_dir: str | None = None, **args: Any):
         super().__init__(data_dir, **args)
         if self.args["subset"] not in (*EC_FILES, "all"):
-            raise ConfigError(f"longemotion_ec: subset={self.args['subset']!r}, expected emobench, finentity or all")
+            raise ConfigError(
+                f"longemotion_ec: subset={self.args['subset']!r}, expected emobench, finentity or all"
+            )
 
     def load_samples(self, split: str = "test") -> Iterator[Sample]:
         self._check_split(split)
@@ -121,11 +131,17 @@ class LongEmotionEC(_LongEmotionTask):
                 sid = f"{subset}-{field(path, line, row, 'id')}"
                 seen.append((sid, line))
                 yield Sample(
-                    id=sid, input="", target=str(field(path, line, row, "label")),
+                    id=sid,
+                    input="",
+                    target=str(field(path, line, row, "label")),
                     choices=_choices(path, line, field(path, line, row, "choices")),
                     context=str(field(path, line, row, "content", "context")).strip(),
-                    metadata={"subset": subset, "subject": str(field(path, line, row, "subject", "Subject")),
-                              "category": subset})
+                    metadata={
+                        "subset": subset,
+                        "subject": str(field(path, line, row, "subject", "Subject")),
+                        "category": subset,
+                    },
+                )
             data.check_unique_ids(path, seen)
 
     def parse(self, text: str, sample: Sample) -> str | None:
@@ -159,7 +175,9 @@ class LongEmotionEC(_LongEmotionTask):
         by_subset: dict[str, list[float]] = {}
         lenient = []
         for r in records:
-            by_subset.setdefault((r.get("metadata") or {}).get("subset", "?"), []).append(float(r["score"] or 0))
+            by_subset.setdefault((r.get("metadata") or {}).get("subset", "?"), []).append(
+                float(r["score"] or 0)
+            )
             lenient.append(float(r["parsed"] is not None and _loose(r["parsed"]) == _loose(r["target"])))
         details["accuracy_by_subset"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_subset.items())}
         metrics["accuracy_ignore_case_punct"] = M.proportion(lenient)  # lm-eval's exact_match flags
@@ -175,7 +193,9 @@ def _choices(path: Path, line: int, value: Any) -> list[str]:
         except ValueError:
             value = None
     if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
-        raise DataError(path, "'choices' must be a non-empty list of labels (or that list as a JSON string)", line)
+        raise DataError(
+            path, "'choices' must be a non-empty list of labels (or that list as a JSON string)", line
+        )
     return value
 
 
@@ -184,6 +204,7 @@ def _loose(value: Any) -> str:
 
 
 # ---- QA -------------------------------------------------------------------------------------------
+
 
 class LongEmotionQA(_LongEmotionTask):
     name = "longemotion_qa"
@@ -202,10 +223,13 @@ class LongEmotionQA(_LongEmotionTask):
         for path, line, row in rows("Emotion_QA.jsonl", self.data_dir):
             sid = str(field(path, line, row, "number", "id"))
             seen.append((sid, line))
-            yield Sample(id=sid, input=str(field(path, line, row, "problem", "question")),
-                         target=str(field(path, line, row, "answer")),
-                         context=str(field(path, line, row, "context")).strip(),
-                         metadata={"source": str(row.get("source", ""))})
+            yield Sample(
+                id=sid,
+                input=str(field(path, line, row, "problem", "question")),
+                target=str(field(path, line, row, "answer")),
+                context=str(field(path, line, row, "context")).strip(),
+                metadata={"source": str(row.get("source", ""))},
+            )
         if path is not None:
             data.check_unique_ids(path, seen)
 
@@ -227,6 +251,7 @@ class LongEmotionQA(_LongEmotionTask):
 
 
 # ---- ED -------------------------------------------------------------------------------------------
+
 
 class LongEmotionED(_LongEmotionTask):
     name = "longemotion_ed"
@@ -256,8 +281,13 @@ class LongEmotionED(_LongEmotionTask):
             context = "\n".join(f'["index": {i}, "text": {t}]' for i, t in zip(indices, lines, strict=True))
             sid = str(row.get("id", line))  # the current file has no ids: its line numbers stand in
             seen.append((sid, line))
-            yield Sample(id=sid, input="", target=truth, context=context,
-                         metadata={"n_segments": len(segments), "length": row.get("length")})
+            yield Sample(
+                id=sid,
+                input="",
+                target=truth,
+                context=context,
+                metadata={"n_segments": len(segments), "length": row.get("length")},
+            )
         if path is not None:
             data.check_unique_ids(path, seen)
 

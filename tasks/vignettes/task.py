@@ -15,6 +15,7 @@ The items come from `emobench.battery`, which reads the battery named by `--task
 shipped original items in `tasks/vignettes/vignettes.jsonl` by default, or a user file in the same
 layout). `emobench audit-keywords` checks a battery for leakage.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,11 @@ def _kinds(set_name: Any) -> tuple[str, ...]:
     """Which affect-side item kinds a `set=` argument selects."""
     if set_name not in SETS:
         raise ConfigError(f"--task-arg set={set_name!r}: choose one of {', '.join(SETS)}")
-    return {"keyword_free": ("affect",), "keyword_rich": ("keyword_rich",),
-            "both": ("affect", "keyword_rich")}[set_name]
+    return {
+        "keyword_free": ("affect",),
+        "keyword_rich": ("keyword_rich",),
+        "both": ("affect", "keyword_rich"),
+    }[set_name]
 
 
 def _meta(r: dict[str, Any], key: str) -> Any:
@@ -73,7 +77,9 @@ def keyword_gap(records: list[dict[str, Any]], value: Callable[[dict[str, Any]],
     by_pair: dict[str, dict[str, float]] = {}
     for r in records:
         by_pair.setdefault(str(_meta(r, "pair_id")), {})[str(_meta(r, "kind"))] = value(r)
-    diffs = [s["keyword_rich"] - s["affect"] for s in by_pair.values() if "keyword_rich" in s and "affect" in s]
+    diffs = [
+        s["keyword_rich"] - s["affect"] for s in by_pair.values() if "keyword_rich" in s and "affect" in s
+    ]
     return M.mean(diffs) if diffs else None
 
 
@@ -90,14 +96,18 @@ def sign_test(wins: int, losses: int) -> float:
 class Vignettes(ChoiceTask):
     name = "vignettes"
     family = "vignette"
-    description = ("8-way Plutchik labelling of original keyword-free vignettes "
-                   "(set=keyword_free|keyword_rich|both, battery=FILE)")
+    description = (
+        "8-way Plutchik labelling of original keyword-free vignettes "
+        "(set=keyword_free|keyword_rich|both, battery=FILE)"
+    )
     source = "original items written for emobench (tasks/vignettes/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
     template = "vignettes.j2"
-    instruction = ("Which one of Plutchik's eight basic emotions is the main character of the short story "
-                   "below most likely experiencing?")
+    instruction = (
+        "Which one of Plutchik's eight basic emotions is the main character of the short story "
+        "below most likely experiencing?"
+    )
     gen_params = GenParams(temperature=0.0, max_tokens=128)
     arg_defaults = {"set": "keyword_free", "battery": SHIPPED}
     size = 64
@@ -109,10 +119,17 @@ class Vignettes(ChoiceTask):
     def load_samples(self, split: str = "test") -> Iterable[Sample]:
         kinds = _kinds(self.args.get("set", "keyword_free"))
         items = self.items()
-        samples = [Sample(id=it.id, input=it.text, target=EMOTIONS.index(str(it.emotion)), choices=CHOICES,
-                          metadata={"category": it.emotion, "kind": it.kind, "pair_id": it.pair_id,
-                                    **_own_label(it)})
-                   for it in items if it.kind in kinds]
+        samples = [
+            Sample(
+                id=it.id,
+                input=it.text,
+                target=EMOTIONS.index(str(it.emotion)),
+                choices=CHOICES,
+                metadata={"category": it.emotion, "kind": it.kind, "pair_id": it.pair_id, **_own_label(it)},
+            )
+            for it in items
+            if it.kind in kinds
+        ]
         return require_samples(samples, items, f"{' or '.join(kinds)} items")
 
     def continuation(self, answer: Any, sample: Sample) -> str:
@@ -128,7 +145,7 @@ class Vignettes(ChoiceTask):
         metrics: dict[str, Metric] = {}
         details: dict[str, Any] = {"chance": CHANCE}
         # with set=keyword_rich alone, the keyword-rich items are the headline number
-        for label, group in ((("", free), ("_keyword_rich", rich)) if free else (("", rich),)):
+        for label, group in (("", free), ("_keyword_rich", rich)) if free else (("", rich),):
             if not group:
                 continue
             m, d = super().aggregate(group)
@@ -137,8 +154,12 @@ class Vignettes(ChoiceTask):
                 metrics["strict_accuracy" + label] = m["strict_accuracy"]
             details["accuracy_by_emotion" + label] = d.get("accuracy_by_category", {})
             gold = [EMOTIONS[int(r["target"])] for r in group]
-            pred = [EMOTIONS[r["parsed"]] if isinstance(r["parsed"], int) and 0 <= r["parsed"] < len(EMOTIONS)
-                    else None for r in group]
+            pred = [
+                EMOTIONS[r["parsed"]]
+                if isinstance(r["parsed"], int) and 0 <= r["parsed"] < len(EMOTIONS)
+                else None
+                for r in group
+            ]
             details["confusion" + label] = M.confusion(gold, pred, EMOTIONS)
         names = {_meta(r, "category"): _meta(r, "label") for r in records if _meta(r, "label")}
         if names:  # the dataset's own emotion names (AIPsy-Affect's rage, terror, ...) beside the primaries
@@ -156,15 +177,21 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 def detect_sample(it: Item) -> Sample:
     """An item of the detection tasks: target 1 for an affect-side item, 0 for a neutral one."""
-    return Sample(id=it.id, input=it.text, target=int(it.kind != "neutral"),
-                  metadata={"kind": it.kind, "pair_id": it.pair_id, "emotion": it.emotion, **_own_label(it)})
+    return Sample(
+        id=it.id,
+        input=it.text,
+        target=int(it.kind != "neutral"),
+        metadata={"kind": it.kind, "pair_id": it.pair_id, "emotion": it.emotion, **_own_label(it)},
+    )
 
 
 class VignettesAffect(Task):
     name = "vignettes_affect"
     family = "vignette"
-    description = ("affect vs matched neutral control: AUROC of the model's own P(emotion), paired sign test "
-                   "(battery=FILE)")
+    description = (
+        "affect vs matched neutral control: AUROC of the model's own P(emotion), paired sign test "
+        "(battery=FILE)"
+    )
     source = "original items written for emobench (tasks/vignettes/vignettes.jsonl)"
     license = "Apache-2.0"
     output_mode = "multiple_choice"
@@ -192,8 +219,9 @@ class VignettesAffect(Task):
             chosen = [slot[k] for k in kinds if k in slot]
             if chosen and "neutral" in slot:
                 samples += [detect_sample(it) for it in [*chosen, slot["neutral"]]]
-        return require_samples(samples, items,
-                               f"{' or '.join(kinds)} item with a neutral control of the same pair_id")
+        return require_samples(
+            samples, items, f"{' or '.join(kinds)} item with a neutral control of the same pair_id"
+        )
 
     def answer_space(self, sample: Sample) -> list[float]:
         return [self.YES, self.NO]
@@ -245,22 +273,28 @@ class VignettesAffect(Task):
             details["score_source"][src] = details["score_source"].get(src, 0) + 1
         neutral = [r for r in records if _meta(r, "kind") == "neutral"]
         has_affect = any(_meta(r, "kind") == "affect" for r in records)
-        for label, kind in ((("", "affect"), ("_keyword_rich", "keyword_rich")) if has_affect
-                            else (("", "keyword_rich"),)):
+        for label, kind in (
+            (("", "affect"), ("_keyword_rich", "keyword_rich")) if has_affect else (("", "keyword_rich"),)
+        ):
             group = [r for r in records if _meta(r, "kind") == kind]
             if not group:
                 continue
             # the headline items against every control; keyword-rich ones (a subset) against their own
             pids = {_meta(r, "pair_id") for r in group}
             both = group + [r for r in neutral if label == "" or _meta(r, "pair_id") in pids]
-            metrics["auroc" + label] = M.auroc_metric([self.model_score(r) for r in both],
-                                                      [int(r["target"]) for r in both])
+            metrics["auroc" + label] = M.auroc_metric(
+                [self.model_score(r) for r in both], [int(r["target"]) for r in both]
+            )
             metrics["accuracy" + label] = M.proportion([float(r["score"] or 0.0) for r in both])
             wins, losses, ties = self._pair_outcomes(group, neutral)
             if wins + losses:
                 metrics["pair_win_rate" + label] = M.proportion([1.0] * wins + [0.0] * losses)
-            details["sign_test" + label] = {"wins": wins, "losses": losses, "ties": ties,
-                                            "p_value": sign_test(wins, losses)}
+            details["sign_test" + label] = {
+                "wins": wins,
+                "losses": losses,
+                "ties": ties,
+                "p_value": sign_test(wins, losses),
+            }
             details["mean_score" + label] = M.mean([self.model_score(r) for r in group]).as_dict()
         if neutral:
             details["mean_score_neutral"] = M.mean([self.model_score(r) for r in neutral]).as_dict()
@@ -270,7 +304,9 @@ class VignettesAffect(Task):
                 metrics["keyword_gap"] = gap
         return metrics, details
 
-    def _pair_outcomes(self, group: list[dict[str, Any]], neutral: list[dict[str, Any]]) -> tuple[int, int, int]:
+    def _pair_outcomes(
+        self, group: list[dict[str, Any]], neutral: list[dict[str, Any]]
+    ) -> tuple[int, int, int]:
         control = {_meta(r, "pair_id"): self.model_score(r) for r in neutral}
         wins = losses = ties = 0
         for r in group:
@@ -280,4 +316,3 @@ class VignettesAffect(Task):
             diff = self.model_score(r) - other
             wins, losses, ties = wins + (diff > 0), losses + (diff < 0), ties + (diff == 0)
         return wins, losses, ties
-

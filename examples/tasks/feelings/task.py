@@ -25,5 +25,5 @@ class Feelings(ChoiceTask):
 
     def load_samples(self, split="test"):
         for _, row in read_jsonl(HERE / "items.jsonl"):  # a bad line is an error naming file and line
-            choices = row["choices"]
-            yield Sample(id=row["id"], input=row["text"], choices=choices, target=choices.index(row["answer"]))
+            answer = row["choices"].index(row["answer"])
+            yield Sample(id=row["id"], input=row["text"], choices=row["choices"], target=answer)
