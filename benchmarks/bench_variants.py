@@ -48,7 +48,6 @@ def main() -> None:
             data_dir=str(data),
             output=str(Path(tmp) / "run"),
             use_cache=False,
-            quiet=True,
         )
         _, results = asyncio.run(run(config))
     base: dict[str, dict] = {}

@@ -69,9 +69,7 @@ class ResponseCache:
             ).fetchone()
         if row is None:
             return None
-        return Completion(
-            text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3], cached=True
-        )
+        return Completion(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3])
 
     def put(self, key: str, completion: Completion) -> None:
         with self._lock:

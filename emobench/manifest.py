@@ -55,7 +55,6 @@ class RunConfig:
     temperature: float | None = None
     max_tokens: int | None = None
     data_dir: str | None = None
-    quiet: bool = False
     backoff_initial: float = 0.5
 
 

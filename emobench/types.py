@@ -79,7 +79,6 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
-    cached: bool = False
 
 
 @dataclass

@@ -99,7 +99,6 @@ def test_concurrency_limit_is_respected(make_server, tmp_path):
         concurrency=3,
         output=str(tmp_path / "run"),
         use_cache=False,
-        quiet=True,
     )
     collector = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
     asyncio.run(run(config))
@@ -110,7 +109,7 @@ def test_concurrency_limit_is_respected(make_server, tmp_path):
 
 def test_cache_serves_repeated_run_without_calls(make_server, tmp_path):
     srv = make_server()
-    base = dict(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS], quiet=True)
+    base = dict(model="openai/m", base_url=srv.base_url, task_files=[FEELINGS])
     asyncio.run(run(RunConfig(**base, output=str(tmp_path / "a"))))
     assert srv.state.requests == 6
     _, results = asyncio.run(run(RunConfig(**base, output=str(tmp_path / "b"))))
@@ -131,7 +130,6 @@ def test_multiple_choice_task_falls_back_to_generate_on_chat_api_and_says_so(mak
             RunConfig(
                 model="openai/m",
                 base_url=srv.base_url,
-                quiet=True,
                 task_files=[str(tmp_path / "mc.yaml")],
                 output=str(tmp_path / "r"),
             )
@@ -151,7 +149,6 @@ def test_api_key_is_sent_but_never_written(make_server, tmp_path, monkeypatch):
                 model="openai/m",
                 base_url=srv.base_url,
                 task_files=[FEELINGS],
-                quiet=True,
                 output=str(out),
                 cache_path=str(tmp_path / "cache.sqlite"),
             )

@@ -23,7 +23,6 @@ def _config(task, out, base_url, **kw) -> RunConfig:
         task_files=[str(task)],
         output=str(out) if out else None,
         use_cache=False,
-        quiet=True,
         **kw,
     )
 

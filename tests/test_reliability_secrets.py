@@ -129,7 +129,6 @@ def test_token_limits_change_the_cache_key_and_manifest_and_a_model_arg_key_is_n
                     model="openai/m",
                     base_url=srv.base_url,
                     task_files=[str(task)],
-                    quiet=True,
                     output=str(out),
                     cache_path=str(tmp_path / "cache" / "responses.sqlite"),
                     model_args={"max_completion_tokens": tokens, "api_key": CANARY},

@@ -119,7 +119,6 @@ def run_dir(tmp_path_factory) -> Path:
         variants=["direct", "cot"],
         output=str(out),
         use_cache=False,
-        quiet=True,
     )
     asyncio.run(run(config))
     return out
@@ -168,7 +167,6 @@ def test_aggregate_receives_scored_records(tmp_path, monkeypatch):
                 limit=5,
                 output=str(tmp_path / "run"),
                 use_cache=False,
-                quiet=True,
             )
         )
     )

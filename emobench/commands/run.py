@@ -59,21 +59,20 @@ class Progress:
             transient=False,
             refresh_per_second=4,
         )
-        self._id = None
 
     def start(self, total: int, done: int) -> None:
         import time
 
         self._t0, self._done0 = time.perf_counter(), done
         self._bar.start()
-        self._id = self._bar.add_task("run", total=total, completed=done, rate=0.0, errors=0)
+        self._bar.add_task("run", total=total, completed=done, rate=0.0, errors=0)
 
     def advance(self, errors: int) -> None:
         import time
 
-        task = self._bar.tasks[0]
+        task = self._bar.tasks[0]  # the one task `start` added
         rate = (task.completed + 1 - self._done0) / max(1e-9, time.perf_counter() - self._t0)
-        self._bar.update(self._id, advance=1, rate=rate, errors=errors)
+        self._bar.update(task.id, advance=1, rate=rate, errors=errors)
 
     def stop(self) -> None:
         self._bar.stop()
@@ -103,7 +102,6 @@ def config_from_args(args: argparse.Namespace):
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         data_dir=args.data_dir,
-        quiet=args.quiet,
     )
 
 
