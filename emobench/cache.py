@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS responses (
     created REAL NOT NULL DEFAULT (julianday('now'))
 );
 CREATE TABLE IF NOT EXISTS loglikelihoods (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS letter_logprobs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -64,15 +65,30 @@ class ResponseCache:
     def get(self, key: str) -> Completion | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, prompt_tokens, completion_tokens, latency_s FROM responses WHERE key = ?",
+                "SELECT r.text, r.prompt_tokens, r.completion_tokens, r.latency_s, l.value FROM responses r "
+                "LEFT JOIN letter_logprobs l ON l.key = r.key WHERE r.key = ?",
                 (key,),
             ).fetchone()
         if row is None:
             return None
-        return Completion(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], latency_s=row[3])
+        return Completion(
+            text=row[0],
+            prompt_tokens=row[1],
+            completion_tokens=row[2],
+            latency_s=row[3],
+            letter_logprobs=json.loads(row[4]) if row[4] is not None else None,
+        )
 
     def put(self, key: str, completion: Completion) -> None:
+        """The reply, and its letter log-probabilities when it has them (in a table of their own, so a
+        cache file written before they existed is read and extended as it is). They are written first:
+        a process killed in between leaves no reply without its log-probabilities."""
         with self._lock:
+            if completion.letter_logprobs is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO letter_logprobs (key, value) VALUES (?, ?)",
+                    (key, json.dumps(completion.letter_logprobs)),
+                )
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, text, prompt_tokens, completion_tokens, "
                 "latency_s) VALUES (?, ?, ?, ?, ?)",

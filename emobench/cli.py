@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "export tasks for other harnesses (lm-eval)",
     "doctor": "check a model backend: device, dtype, chat template, three canned prompts",
     "probe": "probe a model's hidden states for affect reception and emotion categorization",
+    "judge-check": "check a judge model on responses of known quality before trusting it with a run",
 }
 
 

@@ -77,6 +77,11 @@ class ModelClient:
     def supports_loglikelihood(self) -> bool:
         return self.backend.supports_loglikelihood
 
+    @property
+    def supports_logprobs(self) -> bool:
+        """Whether `chat(..., logprobs=k)` can bring back the top log-probabilities of the reply's tokens."""
+        return self.backend.supports_logprobs
+
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
@@ -92,17 +97,21 @@ class ModelClient:
             return (head, *messages[1:])
         return ({"role": "system", "content": self.system_prompt}, *messages)
 
-    def request(self, messages: list[Message], params: GenParams, draw: int = 0) -> ChatRequest:
-        """The exact request sent (and cached): system prompt, overrides and the per-request seed applied."""
-        request = ChatRequest(self._messages(messages), params.merged(**self.gen_overrides), draw)
+    def request(
+        self, messages: list[Message], params: GenParams, draw: int = 0, logprobs: int = 0
+    ) -> ChatRequest:
+        """The exact request sent (and cached): system prompt, overrides and the per-request seed applied;
+        `logprobs` only where the backend can return them."""
+        logprobs = logprobs if self.supports_logprobs else 0
+        request = ChatRequest(self._messages(messages), params.merged(**self.gen_overrides), draw, logprobs)
         if self.seed is None:
             return request
         return replace(request, params=replace(request.params, seed=derive_seed(self.seed, request)))
 
     async def chat(
-        self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0
+        self, messages: list[Message], params: GenParams, usage: Usage, draw: int = 0, logprobs: int = 0
     ) -> Completion:
-        request = self.request(messages, params, draw)
+        request = self.request(messages, params, draw, logprobs)
         key = request_key(self.identity, request.cache_payload())
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             usage.cached_calls += 1

@@ -14,8 +14,9 @@ Holm-adjusted p is below alpha; the test is of that delta, so the two cannot dis
 - a run that lacks samples its manifest lists (interrupted) is refused (ConfigError, exit 2);
 - a candidate result that its own task marks failed (`details.failed`: EQ-Bench with under 83.33% of
   items parseable) where the baseline's is not is a regression, whatever its delta on the parsed items;
-- manifests that differ in dataset, template, task args, generation parameters or variant config
-  make a task incomparable (exit 2) unless forced;
+- manifests that differ in dataset, template, task args, generation parameters, variant config or,
+  for a task scored by judge models, the judges or their rubric templates make a task incomparable
+  (exit 2) unless forced;
 - runs whose `environment` (backend build, CPU features...) differs get a warning, not a failure.
 
 Exit code: 1 when any task regressed, else 3 when too many candidate samples failed, else 2 when any
@@ -33,6 +34,7 @@ from typing import Any
 
 from .errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_REGRESSION, EXIT_SAMPLES_FAILED, ConfigError
 from .frames import iter_samples, model_label, read_results, resolve_paths
+from .judge import judge_signature
 from .metrics import point_estimates_only
 from .paired import ROUNDS, Paired, PairedResult, Statistic, holm, paired_compare
 from .registry import all_tasks, make_task
@@ -143,8 +145,19 @@ def comparability_signature(manifest: dict[str, Any], task: str, variant: str) -
             "overrides": model.get("generation_overrides"),
             "system_prompt": model.get("system_prompt"),
         },
-        "variant config": manifest.get("variants", {}).get(variant),
+        "variant config": variant_config(manifest, task, variant),
+        "judge": judge_signature(t.get("judge")),  # None for a task no judge scores
     }
+
+
+def variant_config(manifest: dict[str, Any], task: str, variant: str) -> Any:
+    """A variant's config as it bears on `task`: the per-task part a variant may keep under `tasks`
+    (`paraphrase`: each task's template hash) narrowed to `task`, so that the other tasks of a run do
+    not make it incomparable."""
+    config = manifest.get("variants", {}).get(variant)
+    if isinstance(config, dict) and isinstance(config.get("tasks"), dict):
+        return {**config, "tasks": config["tasks"].get(task)}
+    return config
 
 
 def incomparable_reasons(base: dict[str, Any], cand: dict[str, Any], task: str, variant: str) -> list[str]:
@@ -248,7 +261,7 @@ def compare(
     s = Settings(max_drop, dict(task_max_drop or {}), alpha, force, allow_errors, task_files)
     if min([s.max_drop, *s.task_max_drop.values()]) < 0 or not 0 < s.alpha < 1 or s.allow_errors < 0:
         raise ConfigError("--max-drop must be >= 0, --alpha in (0, 1) and --allow-errors >= 0")
-    all_tasks(task_files)  # a bad --task-file is bad input (one line, exit 2), not a note per row
+    all_tasks(list(task_files))  # a bad --task-file is bad input (one line, exit 2), not a note per row
     base, cand = load_side(baseline), load_side(candidate)
     keys = _selected(base, tasks, s)
     check_complete(base, keys)

@@ -4,6 +4,8 @@ branch on the code without parsing output."""
 
 from __future__ import annotations
 
+import os
+
 EXIT_OK = 0
 EXIT_REGRESSION = 1  # a check failed: `compare` found a regression (`audit-keywords`: a leak)
 EXIT_BAD_INPUT = 2  # bad input or flag, or runs that cannot be compared (every EmobenchError)
@@ -20,7 +22,7 @@ class EmobenchError(Exception):
 class DataError(EmobenchError):
     """A dataset file is malformed. Always names the file and, where known, the line."""
 
-    def __init__(self, path: str, message: str, line: int | None = None):
+    def __init__(self, path: str | os.PathLike[str], message: str, line: int | None = None):
         self.path, self.line = str(path), line
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {message}")

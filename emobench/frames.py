@@ -96,8 +96,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     p = p / RESULTS if p.is_dir() else p
     if not isinstance(data, dict) or "manifest" not in data or not isinstance(data.get("results"), list):
         raise ConfigError(f"{p}: not an emobench results file (no manifest / results list)")
-    data["_path"] = str(p)
-    return data
+    return {**data, "_path": str(p)}
 
 
 def model_label(results: dict[str, Any]) -> str:

@@ -19,9 +19,10 @@ from typing import Any, cast
 
 from . import __version__
 from .errors import DataError
+from .judge import JudgePanel, rubrics_of
 from .models.base import Backend
 from .registry import make_tasks, resolve_task_names
-from .schema import Environment, GenerationParams, Manifest, ModelManifest
+from .schema import Environment, GenerationParams, JudgeManifest, Manifest, ModelManifest, TaskManifest
 from .task import Task
 from .types import Sample, stable_hash
 from .variants import Variant
@@ -56,6 +57,7 @@ class RunConfig:
     max_tokens: int | None = None
     data_dir: str | None = None
     backoff_initial: float = 0.5
+    judges: list[str] = field(default_factory=list)  # --judge: model specs of the judge panel
 
 
 @dataclass
@@ -126,9 +128,14 @@ def environment(backend: Backend) -> Environment:
 
 
 def build_manifest(
-    config: RunConfig, backend: Backend, tasks: list[PreparedTask], variants: list[Variant]
+    config: RunConfig,
+    backend: Backend,
+    tasks: list[PreparedTask],
+    variants: list[Variant],
+    judges: JudgePanel | None = None,
 ) -> Manifest:
-    """Everything that determines the results. Two runs with equal manifest hashes are comparable."""
+    """Everything that determines the results. Two runs with equal manifest hashes are comparable. A
+    judged task's entry says who judged it and by which rubrics and templates (`judge`)."""
     return {
         "harness_version": __version__,
         "git_commit": git_commit(),
@@ -146,20 +153,25 @@ def build_manifest(
         "seed": config.seed,
         "split": config.split,
         "limit": config.limit,
-        "tasks": {
-            p.task.name: {
-                "args": p.task.args,
-                "dataset_fingerprint": p.fingerprint,
-                "template_hash": p.task.template_hash(),
-                "n": len(p.samples),
-                "family": p.task.family,
-                "output_mode": p.task.output_mode,
-                "generation": cast(GenerationParams, asdict(p.task.gen_params)),
-            }
-            for p in tasks
-        },
+        "tasks": {p.task.name: _task_manifest(p, judges) for p in tasks},
         "variants": {v.name: v.config() for v in variants},
     }
+
+
+def _task_manifest(p: PreparedTask, judges: JudgePanel | None) -> TaskManifest:
+    entry: TaskManifest = {
+        "args": p.task.args,
+        "dataset_fingerprint": p.fingerprint,
+        "template_hash": p.task.template_hash(),
+        "n": len(p.samples),
+        "family": p.task.family,
+        "output_mode": p.task.output_mode,
+        "generation": cast(GenerationParams, asdict(p.task.gen_params)),
+    }
+    rubrics = rubrics_of(p.task, p.samples)
+    if rubrics and judges is not None:  # only judged tasks: the others' manifests stay as they were
+        entry["judge"] = cast(JudgeManifest, judges.manifest(rubrics))
+    return entry
 
 
 def manifest_hash(manifest: Manifest) -> str:

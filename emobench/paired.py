@@ -26,11 +26,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .metrics import BOOTSTRAP_ROUNDS, BOOTSTRAP_SEED
+from .schema import ScoredRecord
 from .task import group_of
 from .types import Sample
 
@@ -38,15 +38,15 @@ ROUNDS = BOOTSTRAP_ROUNDS
 CHECKED_ROUNDS = 1  # resamples on which a mean-shaped statistic is confirmed before numpy takes over
 _CHUNK = 2_000_000  # resampled indices held at once (memory stays flat on 50k-sample tasks)
 
-Statistic = Callable[[list[dict[str, Any]]], float]
+Statistic = Callable[[list[ScoredRecord]], float]
 
 
 @dataclass
 class Paired:
     """The records both runs scored, aligned: `base[i]` and `cand[i]` are the same sample."""
 
-    base: list[dict[str, Any]]
-    cand: list[dict[str, Any]]
+    base: list[ScoredRecord]
+    cand: list[ScoredRecord]
 
 
 @dataclass
@@ -63,7 +63,7 @@ class PairedResult:
     n_groups: int
 
 
-def group_key(record: dict[str, Any]) -> str:
+def group_key(record: ScoredRecord) -> str:
     """The resampling group of a record, by the rule that keeps dev/test splits apart."""
     return group_of(
         Sample(id=str(record["sample_id"]), input="", target=None, metadata=record.get("metadata") or {})
@@ -99,7 +99,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 class _Groups:
     """Records sorted by group, so that a resample of groups is a slice list of record indices."""
 
-    def __init__(self, records: list[dict[str, Any]]):
+    def __init__(self, records: list[ScoredRecord]):
         keys = [group_key(r) for r in records]
         index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
         codes = np.array([index[k] for k in keys], dtype=np.int64)
@@ -128,7 +128,7 @@ def _draws(n_groups: int, rounds: int, seed: int):
         yield rng.integers(0, n_groups, size=(min(per_chunk, rounds - start), n_groups))
 
 
-def _scores(records: list[dict[str, Any]]) -> np.ndarray:
+def _scores(records: list[ScoredRecord]) -> np.ndarray:
     return np.array([float(r.get("score") or 0.0) for r in records], dtype=float)
 
 

@@ -10,7 +10,8 @@ with `build_results`. Nothing here calls a model: the replay backend refuses to 
   original file as samples.jsonl.orig) and results.json is rebuilt. Samples come from
   `imported_samples.jsonl` when the run was imported, else from the task's loader through the same
   preparation as the run (its manifest's task args, `dev_size` hold-out, split and limit), so a fixed
-  label is picked up and every recorded sample is found again.
+  label is picked up and every recorded sample is found again. A judged task (emobench/judge.py) is
+  scored from the judges' verdicts recorded in each sample's trace: no judge is called again.
 - import: predictions made elsewhere (a generic `sample_id, prediction` JSONL/CSV, or a task's own
   native result files such as the EmoBench authors' CSVs) become a run directory with the same schema
   as `emobench run`.
@@ -25,11 +26,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import __version__, data
 from .client import ModelClient
 from .errors import ConfigError, DataError
+from .judge import rubrics_of
 from .manifest import (
     PreparedTask,
     RunConfig,
@@ -43,9 +45,11 @@ from .models.base import Backend, Unsupported
 from .registry import make_task, resolve_task_names
 from .results import build_results
 from .runstore import RunDirError, RunStore, atomic_write
+from .schema import Manifest, RunResults, RunSummary
 from .scoring import sample_record, score_replies
 from .task import Task
 from .types import ChatRequest, Completion, Sample, Usage, record_key
+from .variants import Variant, make_variant
 from .variants.base import StandIn
 
 IMPORTED_SAMPLES = "imported_samples.jsonl"
@@ -62,10 +66,21 @@ class ReplayBackend(Backend):
 
 
 class RecordedVariant(StandIn):
-    """Names the variant that made the recorded replies (record keys and results keep it); asks nothing."""
+    """Names the variant that made the recorded replies (record keys and results keep it); asks nothing.
+    Its variant-level metrics are those the named variant computes from the records."""
 
     def __init__(self, name: str = "direct", config: dict[str, Any] | None = None):
-        super().__init__(name, config or {"name": name})
+        config = config or {"name": name}
+        super().__init__(name, config, _summarizer(name, config))
+
+
+def _summarizer(name: str, config: dict[str, Any]) -> Variant | None:
+    """The variant `name` with its recorded options, to summarize the records (it asks nothing); None
+    when this emobench has no such variant."""
+    try:
+        return make_variant(name, {k: v for k, v in config.items() if k != "name"})
+    except ConfigError:
+        return None
 
 
 def _client(backend: Backend) -> ModelClient:
@@ -75,7 +90,7 @@ def _client(backend: Backend) -> ModelClient:
 # ---- rescore ------------------------------------------------------------------------------------
 def rescore_run(
     run_dir: str | Path, data_dir: str | None = None, task_files: Sequence[str] = ()
-) -> dict[str, Any]:
+) -> RunResults:
     """Parse and score every recorded reply again with the current task code; rewrite the run's
     samples.jsonl fields and results.json. Returns the new results."""
     store = RunStore(run_dir)
@@ -106,9 +121,11 @@ def rescore_run(
         RunConfig(concurrency=old_run.get("concurrency", 1)),
     )
     _note_changed_datasets(results, prepared, manifest)
+    # cast: the `run` that build_results wrote to this results.json before, read back as unchecked JSON
+    kept = cast(RunSummary, {k: v for k, v in old_run.items() if k != "rescored"})
     results["run"] = {
         **results["run"],
-        **{k: v for k, v in old_run.items() if k != "rescored"},
+        **kept,
         "rescored": {
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "harness_version": __version__,
@@ -142,9 +159,7 @@ def _rescore_records(
     return changed, missing
 
 
-def _note_changed_datasets(
-    results: dict[str, Any], prepared: list[PreparedTask], manifest: dict[str, Any]
-) -> None:
+def _note_changed_datasets(results: RunResults, prepared: list[PreparedTask], manifest: Manifest) -> None:
     for p in prepared:
         recorded = manifest["tasks"][p.task.name].get("dataset_fingerprint")
         if recorded and recorded != p.fingerprint:
@@ -157,7 +172,7 @@ def _note_changed_datasets(
 
 
 def _recorded_tasks(
-    run_dir: Path, manifest: dict[str, Any], data_dir: str | None, task_files: list[str]
+    run_dir: Path, manifest: Manifest, data_dir: str | None, task_files: list[str]
 ) -> list[PreparedTask]:
     """The run's tasks and samples: an imported run's own samples, else the samples `emobench run`
     asked, prepared the same way from the manifest (task args incl. dev_size, split, limit)."""
@@ -185,7 +200,9 @@ def _recorded_tasks(
 def _rescore_record(rec: dict[str, Any], task: Task, sample: Sample) -> None:
     """Score the record's recorded replies (every draw) again; only the verdict fields change."""
     meta = rec.get("metadata") or {}
-    scored = score_replies(task, sample, list(meta.get("responses") or [rec.get("response") or ""]))
+    replies = list(meta.get("responses") or [rec.get("response") or ""])
+    # a judged task's score comes from the verdicts recorded at run time: rescoring calls no judge
+    scored = score_replies(task, sample, replies, (meta.get("trace") or {}).get("judge"))
     rec.update(
         parsed=_jsonable(scored.parsed),
         target=_jsonable(sample.target),
@@ -248,29 +265,34 @@ def import_predictions(
     data_dir: str | None = None,
     split: str = "test",
     task_files: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> RunResults:
     """Write a run directory from prediction files; returns its results (same schema as a run)."""
     names = resolve_task_names(task_name, list(task_files))
     if len(names) != 1:
         raise ConfigError("emobench import takes exactly one task (--tasks NAME)")
     task = make_task(names[0], task_args or {}, data_dir, list(task_files))
-    paths = [Path(p) for p in paths]
-    for p in paths:
+    files = [Path(p) for p in paths]
+    for p in files:
         if not p.exists():
             raise DataError(p, "file not found")
-    if all(is_reference_file(task, p) for p in paths):
-        pairs = task.read_reference_outputs(paths)
-    elif any(is_reference_file(task, p) for p in paths):
+    if all(is_reference_file(task, p) for p in files):
+        pairs = task.read_reference_outputs(files)
+    elif any(is_reference_file(task, p) for p in files):
         raise ConfigError("do not mix the task's native result files with generic prediction files")
     else:
-        pairs = _generic_pairs(task, paths, split)
+        pairs = _generic_pairs(task, files, split)
     if not pairs:
         raise ConfigError("no predictions matched the task's samples")
+    if rubrics_of(task, [s for s, _ in pairs]):
+        raise ConfigError(
+            f"task {task.name} is scored by a judge model, and import calls no model: run it with "
+            "`emobench run --judge SPEC` instead"
+        )
     store = RunStore(run_dir)
     if store.read_state() is not None or store.samples_path.exists():
         raise RunDirError(f"{store.dir} already holds a run; choose another --output")
     samples = [s for s, _ in pairs]
-    sources = [{"file": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in paths]
+    sources = [{"file": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files]
     backend = ReplayBackend(model_name, imported_from=sources)
     variant = RecordedVariant("direct", {"name": "direct", "imported": True})
     prepared = [PreparedTask(task, samples, dataset_fingerprint(samples))]

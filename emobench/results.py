@@ -6,6 +6,11 @@ whose model call failed after all retries (`error`) are excluded from the metric
 `n_errors`. The run is `complete` when every (task, variant, sample) of the manifest has a record
 (`n_missing == 0`); its directory's status is `complete` only when, besides, no sample errored, so
 the same command resumes it and retries the errored samples.
+
+A task scored by judge models (emobench/judge.py) adds a `judge` block: each judge's score and cost,
+the panel mean and the judges' agreement. Its `n_judge_unparseable` samples (no judge's verdict could be
+read: outcome `unparseable`, no score, left out of the metric) are not in `n_unparseable`, which counts
+the model's own unreadable replies.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .calibration import summarize as calibration_summary
+from .judge import judge_unparseable
+from .judge import summary as judge_summary
 from .metrics import bootstrap_ci
 from .runstore import RunStore
 from .schema import (
@@ -83,7 +91,9 @@ def build_results(
             recs = grouped.get((task.name, variant.name), [])
             scored = [r for r in recs if r["outcome"] != "error"]
             metrics, details = task.aggregate(scored) if scored else ({}, {})
-            n_unparseable = sum(r["outcome"] == "unparseable" for r in recs)
+            judged = judge_summary(recs, _self_preference(manifest, task.name))
+            n_judge_unparseable = judged["n_judge_unparseable"] if judged else 0
+            n_unparseable = sum(r["outcome"] == "unparseable" for r in recs) - n_judge_unparseable
             n_errors = sum(r["outcome"] == "error" for r in recs)
             fallback = sum(1 for r in recs if r["mode"] == "generate_fallback")
             usage = _usage(recs)
@@ -103,13 +113,23 @@ def build_results(
                 "usage": usage,
                 "details": details,
             }
+            if judged is not None:  # each judge's score, agreement and cost; judge parse failures
+                entry["judge"] = judged
+            summary = variant.summarize(task, scored) if scored else {}
+            if summary:  # per-order / per-template scores of the robustness variants
+                entry["variant_metrics"] = summary
+            calibration = calibration_summary(scored)
+            if calibration:  # choice tasks: each confidence source's ECE, Brier, NLL, AURC (calibration.py)
+                entry["calibration"] = calibration
             if fallback:
                 entry["note"] = (
                     f"multiple_choice task answered by generation on {fallback} samples: the "
                     "backend has no log-likelihoods"
                 )
             entries.append(entry)
-            per_variant_scores[variant.name] = {r["sample_id"]: float(r["score"] or 0.0) for r in scored}
+            per_variant_scores[variant.name] = {  # a sample no judge could score has no score to pair
+                r["sample_id"]: float(r["score"] or 0.0) for r in scored if not judge_unparseable(r)
+            }
             per_variant_calls[variant.name] = usage["calls_per_sample"] or 0.0
         if "direct" in per_variant_scores and len(variants) > 1:
             for entry in entries:
@@ -142,6 +162,12 @@ def build_results(
         },
         "results": entries,
     }
+
+
+def _self_preference(manifest: Manifest, task: str) -> list[str]:
+    """The judges of `task` that are the model under test."""
+    judge = manifest["tasks"][task].get("judge") if task in manifest["tasks"] else None
+    return list(judge["self_preference"]) if judge else []
 
 
 def run_status(run: RunSummary) -> Status:

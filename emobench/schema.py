@@ -7,9 +7,9 @@ and the files written stay exactly what `json.dumps` makes of a dict. A samples.
 `SampleRecord` dataclass of emobench/types.py.
 
 A few dicts are open, their keys not fixed here: those typed `dict[str, Any]` (task args, variant
-configs, a task's `details`, a sample's `metadata` and `trace`), and those in `EXTENSIBLE`, which
-declare the keys the harness writes but also carry what the backend reports (its `identity()` in
-`model`, its `environment()` in `environment`).
+configs, a task's `details`, a variant's `variant_metrics`, a sample's `metadata` and `trace`), and
+those in `EXTENSIBLE`, which declare the keys the harness writes but also carry what the backend
+reports (its `identity()` in `model`, its `environment()` in `environment`).
 
 The README's "The run directory and results schema" section is tested against these types
 (tests/test_run_schema.py): its results.json example has exactly their keys. A change to them that
@@ -68,7 +68,17 @@ class GenerationParams(TypedDict):
     seed: int | None
 
 
-class TaskManifest(TypedDict):
+class JudgeManifest(TypedDict):
+    """Who judged a judged task, and how (emobench/judge.py): each judge's spec and backend identity,
+    each rubric's criteria, scale and template hash, and the judges that are the model under test."""
+
+    judges: list[dict[str, Any]]
+    rubrics: dict[str, dict[str, Any]]
+    template_hash: str
+    self_preference: list[str]
+
+
+class _TaskManifestRequired(TypedDict):
     args: dict[str, Any]
     dataset_fingerprint: str
     template_hash: str
@@ -76,6 +86,12 @@ class TaskManifest(TypedDict):
     family: str
     output_mode: str
     generation: GenerationParams
+
+
+class TaskManifest(_TaskManifestRequired, total=False):
+    """One task of the manifest; `judge` only for a task scored by judge models."""
+
+    judge: JudgeManifest
 
 
 class Manifest(TypedDict):
@@ -143,6 +159,79 @@ class VsDirect(PairedDelta):
     cost_multiple: float | None
 
 
+class JudgeUsage(TypedDict):
+    calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+
+
+class JudgeScore(TypedDict):
+    """One judge of a panel: its mean score (CI, n = samples it scored), the samples it was asked
+    about, those whose verdict could not be read, whether it is the model under test, and its cost."""
+
+    judge: str
+    score: MetricDict
+    n_judged: int
+    n_unparseable: int
+    self_preference: bool
+    usage: JudgeUsage
+
+
+class Agreement(TypedDict):
+    """Agreement of a panel's judges over the samples (emobench/agreement.py)."""
+
+    krippendorff_alpha: MetricDict
+    icc2k: MetricDict
+
+
+class JudgeSummary(TypedDict):
+    """A judged (task, variant): each judge, the panel mean, agreement (two judges or more, else null)
+    and the samples no judge's verdict could be read for (apart from the model's `n_unparseable`)."""
+
+    judges: list[JudgeScore]
+    panel_score: MetricDict
+    agreement: Agreement | None
+    n_judge_unparseable: int
+
+
+class ReliabilityBin(TypedDict):
+    """One equal-mass bin of a reliability diagram: mean confidence, accuracy, samples."""
+
+    confidence: float
+    accuracy: float
+    n: int
+
+
+class _CalibrationRequired(TypedDict):
+    source: str  # loglikelihood, top_logprobs or verbalised
+    n: int  # samples with a confidence from this source
+
+
+class Calibration(_CalibrationRequired, total=False):
+    """One confidence source's calibration figures (emobench/calibration.py; formulas in the README).
+    `nll`, `top_k_accuracy`: only where there is a distribution over the options; `letter_mass`: the
+    probability the option letters held at the answer token (top_logprobs); `n_unreadable`: replies
+    whose stated confidence could not be read (verbalised)."""
+
+    accuracy: MetricDict
+    mean_confidence: MetricDict
+    bins: int
+    reliability: list[ReliabilityBin]
+    ece: MetricDict
+    ece_if_calibrated: MetricDict
+    calibration_p: float
+    brier: MetricDict
+    brier_form: Literal["multiclass", "top_label"]
+    nll: MetricDict
+    aurc: MetricDict
+    accuracy_at_80_coverage: MetricDict
+    top_k_accuracy: dict[str, MetricDict]
+    letter_mass: float
+    n_unreadable: int
+
+
 class _ResultEntryRequired(TypedDict):
     task: str
     variant: str
@@ -162,10 +251,17 @@ class _ResultEntryRequired(TypedDict):
 
 class ResultEntry(_ResultEntryRequired, total=False):
     """One (task, variant) of results.json. `note`: a multiple_choice task answered by generation;
-    `vs_direct`: variants other than `direct`, when `direct` ran too."""
+    `vs_direct`: variants other than `direct`, when `direct` ran too; `variant_metrics`: what the
+    variant's `summarize` reports (`permute`: per-order scores, spread, consistency, position bias;
+    `paraphrase`: per-template scores and spread), absent when it reports nothing; `judge`: a task
+    scored by judge models (their scores, agreement and cost); `calibration`: per confidence source,
+    where the samples' traces hold confidences (choice tasks)."""
 
     note: str
+    calibration: dict[str, Calibration]
     vs_direct: VsDirect
+    judge: JudgeSummary
+    variant_metrics: dict[str, Any]
 
 
 class ScoringRule(TypedDict):

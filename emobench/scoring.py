@@ -8,6 +8,10 @@ Per sample: each reply is parsed (a parser that raises reads as unparseable), th
 with `task.combine` (a vote), the answer is scored, and the outcome is `correct`/`incorrect` by
 `task.is_correct`, or `unparseable` when nothing could be read or the scorer failed. Tasks with a
 strict reading (choice tasks) also record whether the answer was stated rather than guessed.
+
+A judged task (`task.rubric(sample)` is not None: emobench/judge.py) takes its score from the judges'
+verdicts recorded in the sample's trace, never from a new judge call: the panel mean, or no score at all
+(`unparseable`, the judge named in the error) when no judge's verdict could be read.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Scored:
     has no strict reading."""
 
     parsed: Any
-    score: float
+    score: float | None  # None: judged, and no judge's verdict could be read
     outcome: Outcome  # correct, incorrect or unparseable
     error: str | None = None
     strict: bool | None = None
@@ -42,17 +46,44 @@ class Scored:
         return out
 
 
-def score_replies(task: Task, sample: Sample, replies: list[str]) -> Scored:
-    """Parse, vote, score and judge. Never raises on a reply or a scorer bug."""
-    parsed = task.combine([_parse(task, text, sample) for text in replies])
+def score_replies(
+    task: Task, sample: Sample, replies: list[str], judgement: dict[str, Any] | None = None
+) -> Scored:
+    """Parse, vote, score and judge. Never raises on a reply or a scorer bug. `judgement`: the judges'
+    recorded verdicts (the trace's `judge` entry) for a judged task."""
+    parsed = read_answer(task, sample, replies)
     strict = _strictly_read(task, sample, replies, parsed)
-    if parsed is None:
-        return Scored(None, 0.0, "unparseable", strict=strict)
+    rubric = task.rubric(sample)
+    if parsed is None:  # a judged task's unreadable reply gets the lowest score its rubric allows
+        return Scored(None, rubric.low if rubric else 0.0, "unparseable", strict=strict)
+    if rubric is not None:
+        score = judged_score(judgement)
+        if score is None:
+            return Scored(parsed, None, "unparseable", _no_verdict(judgement), strict)
+        return Scored(parsed, score, "correct" if rubric.passes(score) else "incorrect", strict=strict)
     try:
         score = float(task.score(parsed, sample))
     except Exception as exc:
         return Scored(parsed, 0.0, "unparseable", f"scoring failed: {type(exc).__name__}: {exc}", strict)
     return Scored(parsed, score, "correct" if task.is_correct(score) else "incorrect", strict=strict)
+
+
+def read_answer(task: Task, sample: Sample, replies: list[str]) -> Any:
+    """The sample's answer: each reply parsed, the draws combined (None: nothing readable)."""
+    return task.combine([_parse(task, text, sample) for text in replies])
+
+
+def judged_score(judgement: dict[str, Any] | None) -> float | None:
+    """The panel's score of a judged sample: the mean of its judges' readable scores (None: none)."""
+    scores = [j["score"] for j in (judgement or {}).get("judges", []) if j.get("score") is not None]
+    return sum(scores) / len(scores) if scores else None
+
+
+def _no_verdict(judgement: dict[str, Any] | None) -> str:
+    if not judgement:
+        return "not judged: no judge verdict is recorded for this reply (run it with --judge)"
+    names = ", ".join(j["judge"] for j in judgement.get("judges", []))
+    return f"judge reply unreadable: no verdict with every criterion in range ({names})"
 
 
 def _parse(task: Task, text: str, sample: Sample) -> Any:
@@ -90,7 +121,7 @@ def sample_record(
     """The samples.jsonl line of one sample: scored when there are replies, else an `error` (the model
     call failed: `error` says why). The prompt, when the variant gave none, is the task's own."""
     messages = prompt if prompt is not None else _render(task, sample)
-    scored = score_replies(task, sample, replies) if replies is not None else None
+    scored = score_replies(task, sample, replies, trace.get("judge")) if replies is not None else None
     metadata = dict(sample.metadata)
     if trace:
         metadata["trace"] = trace

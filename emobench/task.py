@@ -7,6 +7,7 @@ complete example and the README section "Adding a task".
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from . import metrics as M
 from . import parsing, prompts
 from .errors import ConfigError
+from .schema import ScoredRecord
 from .types import GenParams, Message, Metric, Sample, stable_hash
 
 if TYPE_CHECKING:
     from .client import ModelClient
+    from .judge import Rubric
 
 COMMON_ARGS: dict[str, Any] = {"dev_size": 0}  # --task-arg keys every task accepts
 STRICT_KEY = "strict_parse"  # record metadata: was the answer stated (True) or guessed from free text?
@@ -36,6 +39,9 @@ class Task:
     template: ClassVar[str] = ""  # a file in prompts/ or inline jinja2 for the user message
     system_template: ClassVar[str | None] = None
     instruction: ClassVar[str] = ""  # exposed to templates as {{ instruction }}; `refine` rewrites it
+    # rewordings for the `paraphrase` variant: a YAML file (a path, or a name in prompts/paraphrases/);
+    # empty: prompts/paraphrases/<the template's file name>.yaml, shared by the tasks of one template
+    paraphrase_file: ClassVar[str] = ""
     gen_params: ClassVar[GenParams] = GenParams()
     primary_metric: ClassVar[str] = "accuracy"
     arg_defaults: ClassVar[dict[str, Any]] = {}
@@ -116,6 +122,23 @@ class Task:
         default leaves them as they are and records nothing (None)."""
         return messages, None
 
+    def followups(self, sample: Sample) -> list[str]:
+        """User messages sent one by one after the model's first reply, in the same chat (LongEmotion EE:
+        the five staged prompts). Empty (this default): one prompt, one reply. With follow-ups the
+        recorded reply is the JSON list of the model's replies, first one first, which `parse` reads."""
+        return []
+
+    # ---- judging (generative tasks: emobench/judge.py) -----------------------------------------
+    def rubric(self, sample: Sample) -> Rubric | None:
+        """The rubric a judge model scores this sample's reply by; None (this default): the task scores
+        replies itself with `score`. A task that returns one needs `--judge` to run."""
+        return None
+
+    def judge_variables(self, sample: Sample, parsed: Any) -> dict[str, Any]:
+        """What the judge's template sees besides the rubric: the sample's prompt variables, the reply as
+        parsed (`reply`) and the reference answer (`reference`, the sample's target)."""
+        return {**self.prompt_variables(sample), "reply": parsed, "reference": sample.target}
+
     # ---- retrieval (the rag and coem variants) -------------------------------------------------
     def retrieval_query(self, sample: Sample) -> str | None:
         """What `rag`/`coem` rank the context's chunks for; None (this default) or empty: the subject,
@@ -172,9 +195,46 @@ class Task:
         """A model reply that `parse` reads back as `answer` (what the baselines reply)."""
         return str(answer)
 
+    def answer_letters(self, sample: Sample) -> list[str] | None:
+        """The letter that names each answer of `answer_space` in a reply, where an answer is one letter
+        (A, B, ...): the first-token confidence reads those letters' log-probabilities from APIs that
+        return them (emobench/confidence.py). None (this default): answers are not single letters."""
+        return None
+
     def continuation(self, answer: Any, sample: Sample) -> str:
         """The text whose log-likelihood ranks `answer` in multiple_choice mode."""
         return " " + self.format_answer(answer, sample)
+
+    # ---- option order (the `permute` variant) --------------------------------------------------
+    def option_lists(self, sample: Sample) -> dict[str, int]:
+        """The option lists `sample` shows, by name, with their lengths; empty when it shows none (the
+        `permute` variant then refuses the task). This default: `choices`, if the sample has them."""
+        return {"choices": len(sample.choices)} if sample.choices else {}
+
+    def reorder_options(self, sample: Sample, shifts: dict[str, int]) -> Sample:
+        """`sample` with each option list shifted cyclically: with shift s, position p shows the
+        original option (p + s) mod n. An index target follows its option; a text target (the option
+        itself, as in LongEmotion EC) stays as it is."""
+        if not sample.choices:
+            return sample
+        n, s = len(sample.choices), shifts.get("choices", 0) % len(sample.choices)
+        target = (sample.target - s) % n if _is_index(sample.target) else sample.target
+        choices = [sample.choices[(p + s) % n] for p in range(n)]
+        return dataclasses.replace(sample, choices=choices, target=target)
+
+    def restore_answer(self, answer: Any, sample: Sample, shifts: dict[str, int]) -> Any:
+        """An answer to `reorder_options(sample, shifts)` as an answer to `sample` itself."""
+        if not sample.choices or not _is_index(answer):
+            return answer
+        return (answer + shifts.get("choices", 0)) % len(sample.choices)
+
+    def option_positions(self, answer: Any, sample: Sample) -> dict[str, int | None]:
+        """The position (0 = A) `answer` takes in each option list of `sample` as shown; None where it
+        takes none (unparseable, or not one of the options)."""
+        options = sample.choices or []
+        if _is_index(answer):
+            return {"choices": answer if 0 <= answer < len(options) else None}
+        return {"choices": options.index(answer) if answer in options else None}
 
     def read_reference_outputs(self, paths: Sequence[str | Path]) -> list[tuple[Sample, list[str]]]:
         """Samples and replies from the task's own native result files (`emobench import`). Optional:
@@ -182,7 +242,7 @@ class Task:
         raise NotImplementedError
 
     # ---- metrics ----------------------------------------------------------------------------
-    def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
+    def aggregate(self, records: list[ScoredRecord]) -> tuple[dict[str, Metric], dict[str, Any]]:
         """Corpus metrics from the non-error records (unparseable ones score 0 unless overridden)."""
         scores = [float(r["score"] or 0.0) for r in records]
         return {"accuracy": M.proportion(scores)}, {}
@@ -219,10 +279,21 @@ class ChoiceTask(Task):
     def format_answer(self, answer: Any, sample: Sample) -> str:
         return '{"%s": "%s"}' % (self.json_keys[0], chr(65 + int(answer)))
 
+    def answer_letters(self, sample: Sample) -> list[str] | None:
+        """A, B, ... for the options, as this class's replies name them; None for a subclass that formats
+        its answers otherwise (by name, or several questions in one reply) until it defines this too."""
+        own = (
+            type(self).format_answer is ChoiceTask.format_answer
+            and type(self).answer_space is Task.answer_space
+        )
+        if not own or not sample.choices:
+            return None
+        return [chr(65 + i) for i in range(len(sample.choices))]
+
     def continuation(self, answer: Any, sample: Sample) -> str:
         return " " + chr(65 + int(answer))
 
-    def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
+    def aggregate(self, records: list[ScoredRecord]) -> tuple[dict[str, Metric], dict[str, Any]]:
         metrics, details = super().aggregate(records)
         by_cat: dict[str, list[float]] = {}
         for r in records:
@@ -239,13 +310,13 @@ class ChoiceTask(Task):
         return metrics, details
 
 
-def strict_score(record: dict[str, Any]) -> float:
+def strict_score(record: ScoredRecord) -> float:
     """A record's score if its answer was read strictly (stated, not guessed), else 0: the per-sample
     value behind `strict_accuracy`, for tasks that average their own way (over choice orders, pairs)."""
     return float(record["score"] or 0.0) if (record.get("metadata") or {}).get(STRICT_KEY) else 0.0
 
 
-def strict_accuracy(records: list[dict[str, Any]]) -> Metric | None:
+def strict_accuracy(records: list[ScoredRecord]) -> Metric | None:
     """Accuracy counting only strictly read answers, beside the lenient headline `accuracy`; None when
     the records carry no strictness (the task has no strict reading)."""
     if not any(STRICT_KEY in (r.get("metadata") or {}) for r in records):
@@ -257,6 +328,11 @@ def group_of(sample: Sample) -> str:
     """Items that must stay on the same side of a split: a matched pair, or the choice orders of one
     item (ids `<item>/o<k>`)."""
     return str(sample.metadata.get("pair_id") or sample.id.split("/")[0])
+
+
+def _is_index(value: Any) -> bool:
+    """An option index (an int, not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _hashable(value: Any) -> Any:

@@ -23,6 +23,17 @@ function makes a new run identity (no resume into, or comparison with, runs scor
 
 Rows are validated as they are read: a missing field, an unknown label or a duplicate id is a
 DataError naming the file and line.
+
+A `judge:` rubric instead of a gold label makes a generative task that judge models score (`emobench run
+--judge SPEC`; emobench/judged.py has the keys):
+
+    judge:
+      criteria: [{key: empathy, title: Empathy, description: "..."}, clarity]
+      scale: [1, 5]
+      template: my_judge.j2        # optional; default prompts/judges/generic.j2
+
+A file with neither `choices` nor `labels` (and `output_mode: generate`) asks for an emotion in the
+model's own words, scored on emobench's three-tier emotion hierarchy (`FreeTextFileTask`).
 """
 
 from __future__ import annotations
@@ -30,16 +41,24 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from . import metrics as M
+from . import parsing
+from .compound import expected_agreement, is_compound
 from .data import DataError, read_csv, read_jsonl, read_yaml_mapping
 from .errors import ConfigError
-from .task import ChoiceTask
+from .hierarchy import TIERS
+from .hierarchy import load as load_hierarchy
+from .judged import judged_task_class
+from .schema import ScoredRecord
+from .task import ChoiceTask, Task
 from .types import GenParams, Metric, Sample, stable_hash
+from .wheel import is_plutchik, wheel_report
 
 KNOWN_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 _KEYS = {
@@ -60,6 +79,7 @@ _KEYS = {
     "choices_separator",
     "parser",
     "scorer",
+    "judge",
 }
 
 
@@ -119,9 +139,11 @@ def code_reference(path: Path, key: str, ref: Any) -> tuple[Callable[..., Any], 
     return func, source
 
 
-def task_class_from_file(path: Path) -> type[ChoiceTask]:
+def task_class_from_file(path: Path) -> type[Task]:
     path = Path(path)
     spec = read_yaml_mapping(path, _KEYS, "task file")
+    if "judge" in spec:  # a rubric instead of a gold label: a generative task judge models score
+        return judged_task_class(path, spec)
     for key in ("name", "data", "fields", "template"):
         if key not in spec:
             raise ConfigError(f"{path}: missing required key {key!r}")
@@ -129,9 +151,15 @@ def task_class_from_file(path: Path) -> type[ChoiceTask]:
     for key in ("input", "target"):
         if key not in fields:
             raise ConfigError(f"{path}: fields must name {key!r}")
-    if "choices" not in fields and not spec.get("labels"):
-        raise ConfigError(f"{path}: give either fields.choices or a fixed `labels` list")
+    free_text = "choices" not in fields and not spec.get("labels")
+    if free_text and spec.get("output_mode", "generate") != "generate":
+        raise ConfigError(
+            f"{path}: give fields.choices or a fixed `labels` list, or use output_mode: generate for "
+            "free-text emotion answers"
+        )
     metric_names = list(spec.get("metrics") or ["accuracy"])
+    if free_text and metric_names != ["accuracy"]:
+        raise ConfigError(f"{path}: a free-text task reports accuracy per tier; metrics must be [accuracy]")
     bad = [m for m in metric_names if m not in KNOWN_METRICS]
     if bad:
         raise ConfigError(f"{path}: unknown metric(s) {bad}; known: {list(KNOWN_METRICS)}")
@@ -171,7 +199,7 @@ def task_class_from_file(path: Path) -> type[ChoiceTask]:
         attrs.update(parser_fn=code["parser"], parse=FileTask.parse_with_function)
     if "scorer" in code:
         attrs.update(scorer_fn=code["scorer"], score=FileTask.score_with_function)
-    return type(f"FileTask_{attrs['name']}", (FileTask,), attrs)
+    return type(f"FileTask_{attrs['name']}", (FreeTextFileTask if free_text else FileTask,), attrs)
 
 
 class FileTask(ChoiceTask):
@@ -181,8 +209,8 @@ class FileTask(ChoiceTask):
     metric_names: ClassVar[list[str]]
     choices_separator: ClassVar[str]
     code_hash: ClassVar[str | None] = None  # of the `parser`/`scorer` sources, when the file names any
-    parser_fn: ClassVar[Callable[[str, Sample], Any]]
-    scorer_fn: ClassVar[Callable[[Any, Sample], float]]
+    parser_fn: ClassVar[staticmethod[[str, Sample], Any]]  # staticmethods: called without `self`
+    scorer_fn: ClassVar[staticmethod[[Any, Sample], float]]
 
     def template_hash(self) -> str:
         """The prompt's hash, and with a `parser`/`scorer` reference also the code's: a changed
@@ -228,7 +256,7 @@ class FileTask(ChoiceTask):
             }
             yield Sample(id=sid, input=str(row[f["input"]]), target=target, choices=choices, metadata=extra)
 
-    def _choices(self, row: dict[str, Any], line: int) -> list[str]:
+    def _choices(self, row: dict[str, Any], line: int) -> list[str] | None:
         if "choices" not in self.fields:
             return list(self.labels)
         value = row[self.fields["choices"]]
@@ -238,7 +266,8 @@ class FileTask(ChoiceTask):
             raise DataError(self.data_path, "choices must be a list of at least 2 options", line)
         return [str(c) for c in value]
 
-    def _target(self, value: Any, choices: list[str], line: int) -> int:
+    def _target(self, value: Any, choices: list[str] | None, line: int) -> Any:
+        choices = choices or []
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(choices):
             return value
         text = str(value).strip()
@@ -257,7 +286,7 @@ class FileTask(ChoiceTask):
             return list(range(len(self.labels)))
         return sorted({g for g in gold if g is not None})
 
-    def aggregate(self, records: list[dict[str, Any]]) -> tuple[dict[str, Metric], dict[str, Any]]:
+    def aggregate(self, records: list[ScoredRecord]) -> tuple[dict[str, Metric], dict[str, Any]]:
         metrics, details = super().aggregate(records)
         gold = [r["target"] for r in records]
         pred = [r["parsed"] if r["parsed"] is not None else -1 for r in records]
@@ -268,4 +297,67 @@ class FileTask(ChoiceTask):
             metrics["weighted_f1"] = M.macro_f1_metric(gold, pred, labels, weighted=True)
         if "accuracy" not in self.metric_names:
             metrics.pop("accuracy")
+        if self.labels and "choices" not in self.fields:
+            gold = [str(self.labels[r["target"]]) for r in records]
+            answers = [self._label(r["parsed"]) for r in records]
+            if is_plutchik(self.labels):  # near misses on the wheel: emobench/wheel.py
+                metrics["wheel_credit"], details["wheel"] = wheel_report(gold, answers)
+            if any(is_compound(label) for label in self.labels):  # emobench/compound.py
+                metrics["expected_agreement"] = expected_agreement(answers, gold)
         return metrics, details
+
+    def _label(self, index: Any) -> str | None:
+        """The declared label an answer index stands for (None: unparseable or out of range)."""
+        ok = isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(self.labels)
+        return str(self.labels[index]) if ok else None
+
+
+class FreeTextFileTask(FileTask):
+    """A task file without options: the reply names an emotion in its own words (JSON `answer` or
+    `emotion`, else the reply itself), looked up in emobench's three-tier hierarchy
+    (emobench/hierarchy.py). `accuracy` is agreement at tier 1 (the primary emotion: "irritated" for a
+    gold "furious" is right); `accuracy_tier1`..`accuracy_tier3` report every tier, and `n_unmapped` the
+    replies that name no listed term (wrong at every tier). A gold answer that is not a listed term is
+    a DataError naming the line."""
+
+    def _choices(self, row: dict[str, Any], line: int) -> list[str] | None:
+        return None
+
+    def _target(self, value: Any, choices: list[str] | None, line: int) -> str:
+        term = load_hierarchy().find(str(value))
+        if term is None:
+            source = load_hierarchy().source.name
+            raise DataError(self.data_path, f"gold emotion {value!r} is not a term of {source}", line)
+        return term.term
+
+    def parse(self, text: str, sample: Sample) -> Any:
+        """The listed term the reply names; a reply naming none is kept as said (unmapped)."""
+        if not isinstance(text, str):
+            return None
+        text = parsing.strip_reasoning(text)
+        value = parsing.json_field(text, "answer", "emotion")
+        reply = str(value) if value is not None and not isinstance(value, (dict, list)) else text
+        term = load_hierarchy().find(reply)
+        return term.term if term is not None else (reply.strip()[:80] or None)
+
+    def score(self, parsed: Any, sample: Sample) -> float:
+        hierarchy = load_hierarchy()
+        return float(hierarchy.agree(hierarchy.lookup(str(parsed)), hierarchy.lookup(sample.target), 1))
+
+    def answer_space(self, sample: Sample) -> list[Any]:
+        """The primaries' own names (what the reference baselines answer)."""
+        return sorted({t.primary for t in load_hierarchy().terms.values()})
+
+    def format_answer(self, answer: Any, sample: Sample) -> str:
+        return json.dumps({"answer": str(answer)})
+
+    def aggregate(self, records: list[ScoredRecord]) -> tuple[dict[str, Metric], dict[str, Any]]:
+        hierarchy = load_hierarchy()
+        answers = [hierarchy.lookup(r["parsed"]) if isinstance(r["parsed"], str) else None for r in records]
+        golds = [hierarchy.lookup(r["target"]) for r in records]
+        metrics = {"accuracy": M.proportion([float(r["score"] or 0.0) for r in records])}
+        for tier in TIERS:
+            agreed = [float(hierarchy.agree(a, g, tier)) for a, g in zip(answers, golds, strict=True)]
+            metrics[f"accuracy_tier{tier}"] = M.proportion(agreed)
+        unmapped = sum(a is None and r["parsed"] is not None for a, r in zip(answers, records, strict=True))
+        return metrics, {"n_unmapped": unmapped, "hierarchy": f"emobench/lexicon/{hierarchy.source.name}"}

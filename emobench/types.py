@@ -63,22 +63,36 @@ class GenParams:
 @dataclass(frozen=True)
 class ChatRequest:
     """One model call. `draw` distinguishes repeated samples of the same prompt (self-consistency,
-    the EmoBench paper protocol) so that the cache does not serve draw 2 with draw 1's answer."""
+    the EmoBench paper protocol) so that the cache does not serve draw 2 with draw 1's answer.
+    `logprobs` > 0 asks a backend that can for that many top alternatives per generated token (the
+    first-token confidence of a choice answer); it is in the cache key only when asked, so every other
+    request keeps the key it always had."""
 
     messages: tuple[Message, ...]
     params: GenParams = GenParams()
     draw: int = 0
+    logprobs: int = 0
 
     def cache_payload(self) -> dict[str, Any]:
-        return {"messages": list(self.messages), "params": asdict(self.params), "draw": self.draw}
+        payload = {"messages": list(self.messages), "params": asdict(self.params), "draw": self.draw}
+        if self.logprobs:
+            payload["logprobs"] = self.logprobs
+        return payload
 
 
 @dataclass
 class Completion:
+    """One reply. `letter_logprobs`, when the request asked for log-probabilities and the server gave
+    them: for each generated token that is one capital letter (spaces and quotes aside), its character
+    offset in `text` (`at`) and the log-probabilities of the one-capital-letter tokens among its top
+    alternatives (`logprobs`; variants such as "B" and " B" merged). That is all a choice answer's
+    confidence needs, so it is all the cache keeps. None: no log-probabilities came back."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    letter_logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass

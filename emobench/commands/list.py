@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from ..registry import suite_descriptions, suites
 
-        desc = suite_descriptions()
+        descriptions = suite_descriptions()
         for name, tasks in suites().items():
-            print(f"{name:<24} {', '.join(tasks)}  {desc.get(name, '')}")
+            print(f"{name:<24} {', '.join(tasks)}  {descriptions.get(name, '')}")
     return 0

@@ -20,6 +20,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("variants")
     g.add_argument("--variant", "-v", default="direct", help="comma-separated variants (default: direct)")
     g.add_argument("--variant-arg", action="append", metavar="K=V", help="variant option, repeatable")
+    j = p.add_argument_group("judges")
+    j.add_argument(
+        "--judge",
+        default=None,
+        metavar="SPEC[,SPEC...]",
+        help="judge model(s) for tasks scored by a judge (LongEmotion MC/ES/EE, task files with a "
+        "`judge:` rubric): any model spec; several make a panel (mean score, agreement); `same` is the "
+        "model under test",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--output",
@@ -102,6 +111,7 @@ def config_from_args(args: argparse.Namespace):
         temperature=args.temperature,
         max_tokens=args.max_tokens,
         data_dir=args.data_dir,
+        judges=[j.strip() for j in (args.judge or "").split(",") if j.strip()],
     )
 
 

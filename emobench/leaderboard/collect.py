@@ -9,6 +9,10 @@ Incomparable runs: within a task, the ranked runs must agree on dataset fingerpr
 task arguments and generation parameters. The signature most runs share is the reference; the others
 are shown, flagged with the reason, and left out of the ranking and of the overall score.
 
+Robustness: beside each ranked result, the spreads of the same model's `permute` and `paraphrase`
+runs of the task (`Spread`), marked when that run is itself not ranked (another k or other templates
+than the other runs of that variant, or incomplete).
+
 Results that are not valid on their own terms are shown with the reason and left out the same way: an
 incomplete run (fewer samples than its manifest lists), a result its task marks failed
 (`details.failed`: EQ-Bench with under 83.33% of items parseable), and a result with more than the
@@ -23,13 +27,31 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..compare import comparability_signature, incomparable_reasons
 from ..frames import model_label, read_results, resolve_paths
 from ..schema import ResultEntry, VsDirect
 from ..types import stable_hash
 from .config import LeaderboardConfig, TaskSpec
+
+
+@dataclass
+class Spread:
+    """A robustness result shown beside a ranked score: the spread (max - min) of the task's metric over
+    the option orders of the same model's `permute` run, or over the wordings of its `paraphrase` run,
+    with its CI and the permutation p-value (emobench/robustness.py). Spreads are comparable only between
+    runs with the same k and the same templates: `flag` says why this one is not."""
+
+    variant: str
+    over: str  # what varied, e.g. "4 orders", "4 templates"
+    value: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None
+    null_mean: float | None
+    comparable: bool
+    flag: str
 
 
 @dataclass
@@ -58,10 +80,14 @@ class Entry:
     details: dict[str, Any] = field(default_factory=dict, repr=False)
     metrics: dict[str, Any] = field(default_factory=dict, repr=False)
     vs_direct: VsDirect | None = None
+    variant_metrics: dict[str, Any] = field(default_factory=dict, repr=False)
+    calibration: dict[str, Any] = field(default_factory=dict, repr=False)  # per confidence source
+    robustness: dict[str, Spread] = field(default_factory=dict)  # by variant: its spread, on the ranked entry
     signature: str = ""
     comparable: bool = True
     flag: str = ""
     invalid: str = ""  # why the result is not valid on its own terms (empty when it is)
+    judge: str = ""  # the judge model(s) that scored a judged task, as given to --judge
     normalised: float | None = None
     norm_low: float | None = None
     norm_high: float | None = None
@@ -111,7 +137,8 @@ class Board:
         return sorted(rows, key=lambda e: (not e.ranked, -(e.value if _ok(e.value) else -math.inf)))
 
 
-def _ok(x: float | None) -> bool:
+def _ok(x: float | None) -> TypeGuard[float]:
+    """A finite number (not None, not NaN or infinite)."""
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
@@ -165,14 +192,22 @@ def _entry(
         details=res.get("details") or {},
         metrics=res.get("metrics") or {},
         vs_direct=res.get("vs_direct"),
+        variant_metrics=res.get("variant_metrics") or {},
+        calibration=dict(res.get("calibration") or {}),
         signature=stable_hash(comparability_signature(results["manifest"], res["task"], res["variant"]))[:12],
         invalid=invalid_reason(res, results["manifest"], max_error_rate),
+        judge=", ".join(
+            j.get("spec", "")
+            for j in ((results["manifest"].get("tasks", {}).get(res["task"]) or {}).get("judge") or {}).get(
+                "judges", []
+            )
+        ),
     )
 
 
-def significance_bands(items: list[tuple[Any, float, float, float]]) -> dict[Any, int]:
+def significance_bands(items: list[tuple[Any, float | None, float | None, float | None]]) -> dict[Any, int]:
     """key -> band for (key, value, ci_low, ci_high) items (see the module docstring)."""
-    rest = sorted((it for it in items if _ok(it[1])), key=lambda it: -it[1])
+    rest = sorted(((key, v, lo, hi) for key, v, lo, hi in items if _ok(v)), key=lambda it: -it[1])
     bands: dict[Any, int] = {}
     band = 0
     while rest:
@@ -229,13 +264,37 @@ def collect(config: LeaderboardConfig, runs: list[str] | None = None) -> Board:
         bands = significance_bands([(id(e), e.value, e.ci_low, e.ci_high) for e in ranked if e.ranked])
         for e in ranked:
             e.band = bands.get(id(e))
+    attach_robustness(entries, config.variant)
     models = _model_rows(entries, config)
     return Board(config, entries, models, flags, notes)
 
 
+def attach_robustness(entries: list[Entry], variant: str) -> None:
+    """Give each ranked-variant entry the spreads of the same model's robustness runs on its task."""
+    ranked = {(e.model, e.task): e for e in entries if e.variant == variant}
+    for e in entries:
+        spread = e.variant_metrics.get("spread")
+        target = ranked.get((e.model, e.task))
+        if target is None or not isinstance(spread, dict) or not _ok(spread.get("value")):
+            continue
+        conditions = e.variant_metrics.get("conditions") or []
+        null = e.variant_metrics.get("spread_null") or {}
+        target.robustness[e.variant] = Spread(
+            variant=e.variant,
+            over=f"{len(conditions)} {'orders' if 'per_order' in e.variant_metrics else 'templates'}",
+            value=spread["value"],
+            ci_low=spread.get("ci_low", math.nan),
+            ci_high=spread.get("ci_high", math.nan),
+            p_value=null.get("p_value"),
+            null_mean=null.get("null_mean"),
+            comparable=e.ranked,
+            flag=e.unranked_reason,
+        )
+
+
 def _flag_incomparable(entries: list[Entry], variant: str) -> list[str]:
     flags = []
-    by_task: dict[str, list[Entry]] = {}
+    by_task: dict[tuple[str, str], list[Entry]] = {}
     for e in entries:
         by_task.setdefault((e.task, e.variant), []).append(e)
     for (task, var), group in sorted(by_task.items()):
@@ -271,11 +330,17 @@ def _model_rows(entries: list[Entry], config: LeaderboardConfig) -> list[ModelRo
         ]
         if not row.missing and usable:
             k = len(usable)
-            row.overall = sum(e.normalised for e in usable) / k
+            # nothing missing: every task has an entry with a score (the filter only narrows the types)
+            scores = [
+                (e.normalised, e.norm_low, e.norm_high)
+                for e in usable
+                if e is not None and e.normalised is not None
+            ]
+            row.overall = sum(v for v, _, _ in scores) / k
             # each side of the CI combined separately, so one task's CI (even a lopsided Wilson one at
             # 100%) comes back unchanged and the interval never leaves the tasks' own range
-            down = math.sqrt(sum((e.normalised - e.norm_low) ** 2 for e in usable if _ok(e.norm_low)))
-            up = math.sqrt(sum((e.norm_high - e.normalised) ** 2 for e in usable if _ok(e.norm_high)))
+            down = math.sqrt(sum((v - lo) ** 2 for v, lo, _ in scores if _ok(lo)))
+            up = math.sqrt(sum((hi - v) ** 2 for v, _, hi in scores if _ok(hi)))
             row.overall_low, row.overall_high = row.overall - down / k, row.overall + up / k
         rows.append(row)
     bands = significance_bands([(r.model, r.overall, r.overall_low, r.overall_high) for r in rows])

@@ -7,7 +7,7 @@ and which results feed it.
     variant: direct                    # the variant that is ranked; the others are shown as deltas
     tasks:
       - {task: vignettes, metric: accuracy, floor: 0.125, ceiling: 1.0}
-    aggregate: {method: mean_normalised}
+    aggregate: {method: mean_normalised}   # or longemotion_overall (LongEmotion's Overall, its six tasks)
     max_error_rate: 0.05               # a result with more failed samples is shown, not ranked
 
 Normalisation of a task score s: 100 * (s - floor) / (ceiling - floor), so chance-level answering
@@ -57,10 +57,24 @@ class LeaderboardConfig:
     variant: str = "direct"
     tasks: list[TaskSpec] = field(default_factory=list)
     max_error_rate: float = MAX_ERROR_RATE
+    method: str = "mean_normalised"  # or "longemotion_overall"
 
     @property
     def aggregation(self) -> str:
         """The aggregation rule in words, printed on the site and in leaderboard.json."""
+        if self.method == "longemotion_overall":
+            return (
+                "Overall = LongEmotion's Overall (arXiv 2509.07403, project page): the mean of EC, ED and "
+                "QA (in %), 20 x MC-4, 20 x ES and EE, i.e. each task normalised with floor 0 and ceiling "
+                "1 (EC accuracy, ED accuracy, QA F1), 5 (MC-4 and ES, judged 0-5 and 1-5) or 100 (EE, "
+                "judged 0-100); not chance-corrected. MC must be run with its default stages=4 (MC-4). "
+                "Its 95% CI combines the per-task CIs as independent errors (root sum of squares of each "
+                "side, divided by 6). A model without a ranked result on all six tasks has no Overall. "
+                "Judged tasks rank together only when the same judges scored them. Not ranked: results "
+                "from incomparable runs, incomplete runs, runs with more than "
+                f"{self.max_error_rate:.0%} of their samples failed, and results their own task marks "
+                "invalid."
+            )
         floors = ", ".join(f"{t.task} {t.floor:g}..{t.ceiling:g}" for t in self.tasks)
         return (
             f"Overall EI score = unweighted mean over the {len(self.tasks)} tasks of the normalised "
@@ -76,11 +90,14 @@ class LeaderboardConfig:
 def load_config(path: str | Path) -> LeaderboardConfig:
     p = Path(path)
     spec = read_yaml_mapping(p, _TOP, "leaderboard file")
+    aggregate = spec.get("aggregate") or {"method": "mean_normalised"}
+    method = aggregate.get("method", "mean_normalised")
+    if method not in ("mean_normalised", "longemotion_overall"):
+        raise ConfigError(f"{p}: aggregate.method must be mean_normalised or longemotion_overall")
+    if method == "longemotion_overall":
+        spec["tasks"] = _longemotion_tasks(p, spec.get("tasks"))
     if not spec.get("tasks"):
         raise ConfigError(f"{p}: `tasks` must list at least one task")
-    aggregate = spec.get("aggregate") or {"method": "mean_normalised"}
-    if aggregate.get("method", "mean_normalised") != "mean_normalised":
-        raise ConfigError(f"{p}: aggregate.method must be mean_normalised")
     tasks = []
     for i, item in enumerate(spec["tasks"]):
         item = {"task": item} if isinstance(item, str) else item
@@ -115,7 +132,41 @@ def load_config(path: str | Path) -> LeaderboardConfig:
         variant=str(spec.get("variant") or "direct"),
         tasks=tasks,
         max_error_rate=float(max_error_rate),
+        method=method,
     )
+
+
+# LongEmotion's six tasks: (title, metric, ceiling). With floor 0, the mean of 100 x score / ceiling
+# is the project page's Overall = mean(EC, ED, QA, 20 x MC-4, 20 x ES, EE).
+LONGEMOTION_OVERALL = {
+    "longemotion_ec": ("LongEmotion EC", "accuracy", 1.0),
+    "longemotion_ed": ("LongEmotion ED", "accuracy", 1.0),
+    "longemotion_qa": ("LongEmotion QA", "f1", 1.0),
+    "longemotion_mc": ("LongEmotion MC-4", "mc_score", 5.0),
+    "longemotion_es": ("LongEmotion ES", "es_score", 5.0),
+    "longemotion_ee": ("LongEmotion EE", "ee_score", 100.0),
+}
+
+
+def _longemotion_tasks(p: Path, given: Any) -> list[dict[str, Any]]:
+    """The six task specs of `aggregate: {method: longemotion_overall}`: the listed tasks may add a
+    title or description, but must be exactly the six, with the Overall's metrics and scales."""
+    items = [{"task": t} if isinstance(t, str) else dict(t) for t in given or LONGEMOTION_OVERALL]
+    names = [str(t.get("task")) for t in items]
+    if sorted(names) != sorted(LONGEMOTION_OVERALL):
+        raise ConfigError(
+            f"{p}: longemotion_overall ranks exactly the six LongEmotion tasks "
+            f"({', '.join(LONGEMOTION_OVERALL)}), got {', '.join(names)}"
+        )
+    out = []
+    for item in items:
+        title, metric, ceiling = LONGEMOTION_OVERALL[item["task"]]
+        fixed = {"metric": metric, "floor": 0.0, "ceiling": ceiling}
+        clash = {k: item[k] for k in fixed if k in item and item[k] != fixed[k]}
+        if clash:
+            raise ConfigError(f"{p}: {item['task']}: longemotion_overall fixes {fixed}, got {clash}")
+        out.append({"title": title, **item, **fixed})
+    return out
 
 
 def as_dict(config: LeaderboardConfig) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from .. import __version__
 from ..frames import iter_samples
 from .collect import Board, Entry
 from .config import as_dict
+from .figures import figures
 from .probing import collect_probes, probing_page
 from .svg import Bar, bar_chart
 
@@ -121,8 +122,10 @@ def entry_record(e: Entry) -> dict[str, Any]:
         "calls": e.calls,
         "tokens": e.tokens,
         "cost_usd": e.cost_usd,
+        "judge": e.judge,
         "started": e.started,
         "run_dir": e.run_dir,
+        "robustness": {v: vars(sp) for v, sp in e.robustness.items()},
     }
 
 
@@ -232,6 +235,16 @@ def _charts(board: Board, task: str) -> dict[str, Any]:
     return {"score_chart": score, "deltas": deltas, "delta_chart": delta_chart, "preference_charts": prefs}
 
 
+def _figures(board: Board, task: str) -> list[tuple[Entry, dict[str, Markup]]]:
+    """Each result of `task` with its reliability diagram and wheel plot, where it has them."""
+    found = [
+        (e, figures(f"{e.model} · {e.variant}", e.calibration, e.details))
+        for e in board.entries
+        if e.task == task
+    ]
+    return [(e, f) for e, f in found if f]
+
+
 def build_site(board: Board, out: str | Path, max_samples: int = 500) -> dict[str, int]:
     """Write the site into `out`; returns how many files of each kind were written."""
     out = Path(out)
@@ -262,6 +275,7 @@ def build_site(board: Board, out: str | Path, max_samples: int = 500) -> dict[st
             spec=spec,
             ranked=board.ranked(spec.task),
             **_charts(board, spec.task),
+            figures=_figures(board, spec.task),
         )
         counts["task_pages"] += 1
     for row in board.models:

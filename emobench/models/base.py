@@ -33,6 +33,7 @@ class Unsupported(Exception):
 class Backend:
     kind: ClassVar[str] = "base"
     supports_loglikelihood: ClassVar[bool] = False
+    supports_logprobs: ClassVar[bool] = False  # can return top log-probabilities of generated tokens
     context_window: int | None = None  # prompt + completion tokens the model takes (None: unknown)
     base_url: str | None = None  # the server of an API backend (a sage or agent on `openai/` shares it)
     chat_template: str | None = None  # what a local backend formats chats with (None: the server's own)
@@ -127,6 +128,7 @@ def derive_seed(seed: int | None, request: ChatRequest) -> int:
     voting protocol. 31 bits fit every API and engine that takes a seed."""
     payload = request.cache_payload()
     payload["params"]["seed"] = seed
+    payload.pop("logprobs", None)  # asking for log-probabilities changes nothing that is sampled
     return int(stable_hash(payload)[:8], 16) & 0x7FFFFFFF
 
 

@@ -25,12 +25,15 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, batch_key, sampling_seed
 from .local import MicroBatcher, embedded_model_path, fallback_prompt, read_template, truncate_at_stop
+
+if TYPE_CHECKING:
+    from transformers import LogitsProcessor
 
 
 class PerRequestSampler:
@@ -46,7 +49,7 @@ class PerRequestSampler:
 
         self.torch = torch
         self.seeds = seeds
-        self.warpers = [TemperatureLogitsWarper(float(temperature))]
+        self.warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(float(temperature))]
         if top_p and top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(float(top_p)))
         self.generators: list[Any] = []
@@ -125,7 +128,9 @@ class HFBackend(Backend):
         except (OSError, ValueError) as exc:
             raise ConfigError(f"hf: cannot load {model!r}: {str(exc).splitlines()[0]}") from None
         if device_map is None:
-            self.hf_model.to(self.device)
+            # transformers wraps `to` with functools.wraps, whose stub mypy does not bind to the instance
+            # (https://github.com/python/typeshed/issues/10653)
+            self.hf_model.to(self.device)  # type: ignore[arg-type]
         self.hf_model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -200,9 +205,11 @@ class HFBackend(Backend):
     def format_prompt(self, messages: list[Message]) -> str:
         if not self.chat_template:
             return fallback_prompt(messages)
-        return self.tokenizer.apply_chat_template(
+        prompt = self.tokenizer.apply_chat_template(
             list(messages), chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )
+        assert isinstance(prompt, str)  # tokenize=False on one conversation: its text
+        return prompt
 
     def _encode_prompt(self, messages: list[Message], reserve: int) -> list[int]:
         """Prompt token ids, cut from the left when prompt + `reserve` new tokens exceed the context."""
@@ -248,7 +255,9 @@ class HFBackend(Backend):
         completions = []
         for ids, new in zip(encoded, out[:, width:], strict=True):
             new = [t for t in new.tolist() if t != self.tokenizer.pad_token_id]
-            text = truncate_at_stop(self.tokenizer.decode(new, skip_special_tokens=True), p.stop)
+            decoded = self.tokenizer.decode(new, skip_special_tokens=True)
+            assert isinstance(decoded, str)  # one sequence of ids decodes to one text
+            text = truncate_at_stop(decoded, p.stop)
             completions.append(
                 Completion(text=text, prompt_tokens=len(ids), completion_tokens=len(new), latency_s=elapsed)
             )
@@ -274,6 +283,7 @@ class HFBackend(Backend):
         longest = max((self.count_tokens(c) for c in continuations), default=0)
         prefix = self._encode_prompt(messages, longest + 1)
         prompt = self.tokenizer.decode(prefix)
+        assert isinstance(prompt, str)  # one sequence of ids decodes to one text
         conts = []
         for cont in continuations:
             whole = self.tokenizer.encode(prompt + cont, add_special_tokens=False)

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from ..errors import ConfigError
 from ..types import ChatRequest, Completion, Message, stable_hash
 from .base import Backend, sampling_seed
 from .local import EMBEDDED_FILE, embedded_model_path
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 # Prompt tokens per evaluated chunk. Measured on the embedded model (2 cores): chunks of 16 to 256
 # tokens evaluate a prompt about equally fast, 8 is slower. Smaller chunks reuse more of a shared
@@ -181,7 +184,8 @@ class LlamaCppBackend(Backend):
     def format_prompt(self, messages: list[Message]) -> str:
         if self._formatter is None:
             return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
-        return self._formatter(messages=messages).prompt
+        # cast: our messages are {role, content} dicts, of the roles llama-cpp-python's typed messages name
+        return self._formatter(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
 
     async def loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
         return await asyncio.get_running_loop().run_in_executor(

@@ -11,6 +11,19 @@ letter is derived from a hash of the prompt (and, for a sampled request -- tempe
 `seed` -- of the seed too, so one seed always gives the same draw and another seed another draw);
 `answers` maps a substring of the prompt to a fixed reply (scripted tests), and `answer_fn` may compute
 one. The last `BODIES_KEPT` request bodies are kept (`state.bodies`) for tests that check what was sent.
+
+It also plays a judge (emobench/judge.py): a prompt whose last message holds `<score LOW-HIGH>` slots
+(the reply format every judge template asks for) gets that skeleton back with each slot filled by a
+number derived from a hash of the prompt, the requested model name and the slot's position
+(`judge_score`), so two judge names on one server disagree deterministically; `judge_fn(model,
+messages)` may answer instead (a planted rule; None falls back to the hash). Rating lines such as
+`Interested: <rating 1-5>` (LongEmotion EE's questionnaire) get a rating in range.
+
+A request with `logprobs: true` gets OpenAI's `choices[0].logprobs.content` back (`top_logprobs`
+alternatives per token, at most the number asked): the reply cut into word and punctuation tokens, and
+at each one-capital-letter token a deterministic distribution over the prompt's option letters whose
+most probable letter is the one replied (`letter_logprobs` maps a prompt substring to a fixed one).
+`logprobs=False` makes it a server that ignores the parameter, `refuse_logprobs` one that answers 400.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import random
 import re
 import socket
@@ -45,7 +59,11 @@ class ServerConfig:
     seed: int = 0
     answers: dict[str, str] = field(default_factory=dict)
     answer_fn: Callable[[list[dict[str, str]]], str] | None = None
+    judge_fn: Callable[[str, list[dict[str, str]]], str | None] | None = None  # (model, messages) -> verdict
     model_name: str = "loopback"
+    logprobs: bool = True  # return log-probabilities when a request asks for them
+    refuse_logprobs: bool = False  # answer 400 to a request that asks for them
+    letter_logprobs: dict[str, dict[str, float]] = field(default_factory=dict)  # prompt substring -> top
 
 
 class State:
@@ -102,13 +120,96 @@ def default_answer(messages: list[dict[str, str]], salt: str = "") -> str:
     letters = re.findall(r"^\s*([A-Z])[\)\.]\s", text, re.MULTILINE)
     digest = int(hashlib.sha256((text + salt).encode()).hexdigest(), 16)
     if letters:
-        return json.dumps({"answer": letters[digest % len(letters)]})
+        answer: dict[str, Any] = {"answer": letters[digest % len(letters)]}
+        if '"confidence"' in text:  # the `confidence` variant asks for a stated confidence
+            answer["confidence"] = 40 + (digest >> 16) % 61
+        return json.dumps(answer)
     scored = re.findall(r"^(\w+): <score>\s*$", text, re.MULTILINE)  # EQ-Bench style rating lines
     if scored:
         return "\n".join(f"{name}: {(digest >> (4 * i)) % 11}" for i, name in enumerate(scored))
+    rated = re.findall(r"^(\w+): <rating (\d+)-(\d+)>", text, re.MULTILINE)  # questionnaire lines
+    if rated:
+        return "\n".join(
+            f"{name}: {int(lo) + (digest >> (3 * i)) % (int(hi) - int(lo) + 1)} - as I imagine it"
+            for i, (name, lo, hi) in enumerate(rated)
+        )
     if "index" in text.lower():
         return json.dumps({"index": digest % 30})
     return "A reply from the loopback server."
+
+
+SCORE_SLOT = re.compile(r"<score (-?\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)>")
+
+
+def is_judge_prompt(messages: list[dict[str, str]]) -> bool:
+    """A judge's prompt: its last message asks for a JSON skeleton with `<score LOW-HIGH>` slots."""
+    return bool(messages) and SCORE_SLOT.search(messages[-1].get("content", "")) is not None
+
+
+def judge_score(messages: list[dict[str, str]], model: str, slot: int, low: float, high: float) -> int:
+    """The loopback judge's score for one slot: a whole number in [low, high] from a hash of the prompt,
+    the judge's model name and the slot's position."""
+    key = json.dumps([messages, model, slot], sort_keys=True)
+    digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+    return int(low) + digest % (int(high) - int(low) + 1)
+
+
+def default_judge(messages: list[dict[str, str]], model: str) -> str:
+    """The judge skeleton of the last message (its ```json block) with every slot filled (`judge_score`)."""
+    text = messages[-1]["content"]
+    block = re.search(r"```json\s*(.*?)```", text, re.DOTALL)
+    skeleton = block.group(1) if block else text[text.index("<score") :]
+    counter = iter(range(10_000))
+    return SCORE_SLOT.sub(
+        lambda m: str(judge_score(messages, model, next(counter), float(m.group(1)), float(m.group(2)))),
+        skeleton,
+    ).strip()
+
+
+_TOKENS = re.compile(r"\s*\w+|\s*[^\w\s]")
+
+
+def _prompt(messages: list[dict[str, str]]) -> str:
+    return "\n".join(m.get("content", "") for m in messages)
+
+
+def token_logprobs(
+    text: str, messages: list[dict[str, str]], k: int, scripted: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """OpenAI's `logprobs.content` for `text`: word and punctuation tokens (spaces kept in front), each
+    with its UTF-8 bytes, its log-probability and up to `k` most probable alternatives. A token that is
+    one capital letter gets `scripted` (token -> log-probability) or a distribution over the option
+    letters of the last message: the replied letter 0.5-0.95 (from a hash of the prompt), 15% of it as
+    the same letter with a space in front, the rest spread over the other letters and a quote mark. Any
+    other token is certain and lists only itself (kept short: the server answers benchmark loads)."""
+    out = []
+    for token in _TOKENS.findall(text):
+        if len(token) == 1 and "A" <= token <= "Z":
+            top = scripted if scripted is not None else _letter_distribution(token, messages)
+            ranked = sorted(top.items(), key=lambda kv: -kv[1])[: max(0, k)]
+            alternatives = [{"token": t, "logprob": v, "bytes": list(t.encode())} for t, v in ranked]
+            logprob = top.get(token, ranked[0][1] if ranked else 0.0)
+        else:
+            logprob = 0.0
+            alternatives = [{"token": token, "logprob": 0.0, "bytes": list(token.encode())}][: max(0, k)]
+        out.append(
+            {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": alternatives}
+        )
+    return out
+
+
+def _letter_distribution(letter: str, messages: list[dict[str, str]]) -> dict[str, float]:
+    last = messages[-1]["content"] if messages else ""
+    options = re.findall(r"^\s*([A-Z])[\)\.]\s", last, re.MULTILINE)
+    digest = int(hashlib.sha256(last.encode()).hexdigest(), 16)
+    chosen = 0.5 + 0.45 * ((digest >> 8) % 1000) / 1000
+    others = [o for o in options if o != letter]
+    weights = [1 + (digest >> (4 * i)) % 5 for i in range(len(others))]
+    rest = 1 - chosen
+    probs = {letter: 0.85 * chosen, f" {letter}": 0.15 * chosen, '"': rest * (0.1 if others else 1.0)}
+    for other, w in zip(others, weights, strict=True):
+        probs[other] = 0.9 * rest * w / sum(weights)
+    return {t: math.log(p) for t, p in probs.items()}
 
 
 _REASONS = {
@@ -250,15 +351,25 @@ class _Connection:
         if fault == "hang":
             await asyncio.sleep(cfg.hang_seconds)
             return False
-        text = self._answer(messages, sampling_salt(body))
+        if body.get("logprobs") and cfg.refuse_logprobs:
+            await self.send(400, b'{"error": {"message": "logprobs are not supported for this model"}}')
+            return True
+        text = self._answer(messages, sampling_salt(body), str(body.get("model", cfg.model_name)))
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "finish_reason": "stop",
+        }
+        if body.get("logprobs") and cfg.logprobs:
+            scripted = next((v for k, v in cfg.letter_logprobs.items() if k in _prompt(messages)), None)
+            k = int(body.get("top_logprobs") or 0)
+            choice["logprobs"] = {"content": token_logprobs(text, messages, k, scripted), "refusal": None}
         payload: dict[str, Any] = {
             "id": "chatcmpl-loopback",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", cfg.model_name),
-            "choices": []
-            if fault == "empty_choices"
-            else [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [] if fault == "empty_choices" else [choice],
             "usage": {
                 "prompt_tokens": sum(len(m.get("content", "")) // 4 for m in messages),
                 "completion_tokens": max(1, len(text) // 4),
@@ -273,12 +384,15 @@ class _Connection:
             self.state.completed += 1
         return True
 
-    def _answer(self, messages: list[dict[str, str]], salt: str) -> str:
+    def _answer(self, messages: list[dict[str, str]], salt: str, model: str) -> str:
         cfg = self.state.config
-        prompt = "\n".join(m.get("content", "") for m in messages)
+        prompt = _prompt(messages)
         for needle, reply in cfg.answers.items():
             if needle in prompt:
                 return reply
+        if is_judge_prompt(messages):
+            planted = cfg.judge_fn(model, messages) if cfg.judge_fn is not None else None
+            return planted if planted is not None else default_judge(messages, model)
         if cfg.answer_fn is not None:
             return cfg.answer_fn(messages)
         return default_answer(messages, salt)

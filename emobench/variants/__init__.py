@@ -23,6 +23,21 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
     ),
     "refine": ("emobench.variants.refine", "Refine", "APOLO-style multi-agent instruction refinement on dev"),
     "fewshot": ("emobench.variants.fewshot", "FewShot", "k retrieved demonstrations from the train split"),
+    "confidence": (
+        "emobench.variants.confidence",
+        "StatedConfidence",
+        "the task's prompt, and the model states its confidence (0-100) in the reply's JSON",
+    ),
+    "permute": (
+        "emobench.variants.permute",
+        "Permute",
+        "each sample in k cyclic option orders: per-order scores, spread, consistency, position bias",
+    ),
+    "paraphrase": (
+        "emobench.variants.paraphrase",
+        "Paraphrase",
+        "the task's wording and 3+ rewordings of its instructions: per-template scores and spread",
+    ),
 }
 
 

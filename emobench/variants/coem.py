@@ -41,7 +41,7 @@ from .base import Variant, VariantOutput, ask, with_passages
 class CoEM(Variant):
     name = "coem"
     description = "LongEmotion's 5-stage collaborative pipeline with a sage model"
-    arg_defaults: dict[str, Any] = {
+    arg_defaults = {
         "sage": None,
         "retriever": "bm25",
         "chunk_size": 128,
@@ -105,7 +105,7 @@ class CoEM(Variant):
                 for h in hits
             )
         )
-        packs = [
+        packs: list[dict[str, Any]] = [
             {"chunk": chunks[h.index].text, "note": n.text.strip(), "id": h.index}
             for h, n in zip(hits, notes, strict=True)
         ]

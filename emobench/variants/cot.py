@@ -9,16 +9,14 @@ completion limit is raised to `max_tokens` (default 1024) to leave room for the 
 
 from __future__ import annotations
 
-import copy
 import re
-from typing import Any
 
 from .. import prompts
 from ..client import ModelClient
 from ..parsing import strip_reasoning
 from ..task import Task
 from ..types import Sample, Usage
-from .base import Variant, VariantOutput, append_to_prompt, ask
+from .base import Variant, VariantOutput, append_to_prompt, ask, generating_view
 
 _FINAL = re.compile(r"final\s+answer\s*[:：]", re.IGNORECASE)
 
@@ -30,18 +28,10 @@ def final_answer(text: str) -> str:
     return text[found[-1].end() :].strip() if found else text
 
 
-def generating_view(task: Task, max_tokens: int) -> Task:
-    """A shallow copy of `task` that generates (never ranks options) with at least `max_tokens`."""
-    view = copy.copy(task)
-    view.output_mode = "generate"  # type: ignore[misc]
-    view.gen_params = task.gen_params.merged(max_tokens=max(task.gen_params.max_tokens, max_tokens))  # type: ignore[misc]
-    return view
-
-
 class ChainOfThought(Variant):
     name = "cot"
     description = "reason step by step, then answer in the task's format"
-    arg_defaults: dict[str, Any] = {"max_tokens": 1024}
+    arg_defaults = {"max_tokens": 1024}
 
     async def answer(self, task: Task, sample: Sample, client: ModelClient, usage: Usage) -> VariantOutput:
         messages = append_to_prompt(task.render(sample), prompts.render("variants/cot.j2"))

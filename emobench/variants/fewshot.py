@@ -40,7 +40,7 @@ class FewShot(Variant):
     name = "fewshot"
     description = "k retrieved demonstrations from the train split"
     uses_dev = True
-    arg_defaults: dict[str, Any] = {"k": 3, "retriever": "bm25", "demo_context_tokens": 300}
+    arg_defaults = {"k": 3, "retriever": "bm25", "demo_context_tokens": 300}
 
     def __init__(self, **args: Any):
         super().__init__(**args)

@@ -34,8 +34,10 @@ from typing import Any
 from .. import prompts
 from ..client import ModelClient, client_for
 from ..errors import ConfigError
+from ..judge import rubrics_of
 from ..parsing import json_field
 from ..paths import prompts_dir
+from ..schema import ScoredRecord
 from ..scoring import score_replies
 from ..task import Task
 from ..types import GenParams, Message, Sample, Usage, stable_hash
@@ -104,7 +106,8 @@ class Refiner:
     async def evaluate(self, instruction: str) -> tuple[float, list[dict[str, str]]]:
         """Target: the dev score of `instruction` (task's primary metric) and its error cases."""
         self._spend(len(self.dev) * max(1, int(self.task.draws)))
-        records, errors = [], []
+        records: list[ScoredRecord] = []
+        errors: list[dict[str, str]] = []
         for s in self.dev:
             out = await ask(self.task, s, render_with(self.task, s, instruction), self.target, self.usage)
             scored = score_replies(self.task, s, out.responses)  # as `emobench run` will score the test items
@@ -131,13 +134,16 @@ class Refiner:
         metrics, _ = self.task.aggregate(records)
         metric = metrics.get(self.task.primary_metric) or next(iter(metrics.values()), None)
         value = (
-            metric.value if metric is not None else sum(r["score"] for r in records) / max(1, len(records))
+            metric.value
+            if metric is not None
+            else sum(r["score"] or 0.0 for r in records) / max(1, len(records))
         )
         return float(value), errors[: int(self.s["n_errors"])]
 
     async def run(self) -> dict[str, Any]:
         initial = self.task.instruction or ""
-        best, best_score, errors = initial, None, []
+        best, best_score = initial, None
+        errors: list[dict[str, str]] = []
         history: list[dict[str, Any]] = []
         stop, aspects = None, []
         try:
@@ -214,7 +220,7 @@ class Refine(Variant):
     name = "refine"
     description = "APOLO-style multi-agent instruction refinement on dev"
     uses_dev = True
-    arg_defaults: dict[str, Any] = {
+    arg_defaults = {
         "planner": None,
         "teacher": None,
         "critic": None,
@@ -234,6 +240,13 @@ class Refine(Variant):
     def __init__(self, **args: Any):
         super().__init__(**args)
         self._state: dict[str, dict[str, Any]] = {}
+
+    def check_task(self, task: Task, samples: list[Sample]) -> None:
+        """Refinement scores dev replies itself and asks no judge: a judge-scored task is refused."""
+        if rubrics_of(task, samples):
+            raise ConfigError(
+                f"variant refine: task {task.name} is scored by a judge model, which refine cannot ask"
+            )
 
     def settings(self) -> dict[str, Any]:
         return {k: v for k, v in self.args.items() if k not in ("artifact_dir", "reuse")}

@@ -23,6 +23,7 @@ The authors' recorded outputs (CSV files with `Pred 1..5` columns) are read by
 from __future__ import annotations
 
 import ast
+import dataclasses
 import random
 import re
 import unicodedata
@@ -475,6 +476,37 @@ class EmoBenchEU(_EmoBenchTask):
             parsed.get("emotion") == sample.target["emotion"]
             and parsed.get("cause") == sample.target["cause"]
         )
+
+    # ---- option order: both questions' options are shifted, each answer maps back on its own list ----
+    def option_lists(self, sample: Sample) -> dict[str, int]:
+        return {"emotion": len(sample.choices or []), "cause": len(sample.metadata.get("causes") or [])}
+
+    def reorder_options(self, sample: Sample, shifts: dict[str, int]) -> Sample:
+        emotions, causes = sample.choices or [], sample.metadata["causes"]
+        se, sc = shifts["emotion"] % len(emotions), shifts["cause"] % len(causes)
+        shifted_causes = [causes[(p + sc) % len(causes)] for p in range(len(causes))]
+        return dataclasses.replace(
+            sample,
+            choices=[emotions[(p + se) % len(emotions)] for p in range(len(emotions))],
+            target={
+                "emotion": (sample.target["emotion"] - se) % len(emotions),
+                "cause": (sample.target["cause"] - sc) % len(causes),
+            },
+            metadata={**sample.metadata, "causes": shifted_causes},
+        )
+
+    def restore_answer(self, answer: Any, sample: Sample, shifts: dict[str, int]) -> Any:
+        if not isinstance(answer, dict):
+            return answer
+        sizes = self.option_lists(sample)
+        return {
+            key: None if answer.get(key) is None else (answer[key] + shifts[key]) % sizes[key]
+            for key in ("emotion", "cause")
+        }
+
+    def option_positions(self, answer: Any, sample: Sample) -> dict[str, int | None]:
+        answer = answer if isinstance(answer, dict) else {}
+        return {"emotion": answer.get("emotion"), "cause": answer.get("cause")}
 
     def answer_space(self, sample: Sample) -> list[Any]:
         return [

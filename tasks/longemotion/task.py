@@ -8,6 +8,8 @@ Three of its tasks have automatic metrics and are implemented here, as its repos
 - `longemotion_qa`  Emotion QA: questions on psychology papers; LongBench token F1.
 - `longemotion_ed`  Emotion Detection: find the one segment (of ~30) whose emotion differs; accuracy.
 
+The three generative tasks (MC, ES, EE), scored by judge models, are in generative.py.
+
 Data: the original JSONL files, from `--data-dir` (flat or in the hub's sub-folders) or downloaded
 file by file from the hub dataset `LongEmotion/LongEmotion`. They are read as plain JSONL because the
 hub copy mixes `length` and `token_length` fields, which breaks `datasets`' schema inference.
@@ -24,6 +26,7 @@ from typing import Any, ClassVar
 
 from emobench import data, parsing
 from emobench import metrics as M
+from emobench.compound import expected_agreement, is_compound
 from emobench.context import LongContextTask, check_policy
 from emobench.errors import ConfigError, DataError
 from emobench.task import Task
@@ -42,18 +45,28 @@ HUB_PATHS = {
     "Emotion_Classification_Finentity.jsonl": "Emotion Classification/Emotion_Classification_Finentity.jsonl",
     "Emotion_Detection.jsonl": "Emotion Detection/Emotion_Detection.jsonl",
     "Emotion_QA.jsonl": "Emotion QA/Emotion_QA.jsonl",
+    "Emotion_Conversations.jsonl": "Emotion Conversation/Emotion_Conversations.jsonl",
+    "Emotion_Summary.jsonl": "Emotion Summary/Emotion_Summary.jsonl",
+    "Emotion_Expression_Situations.json": "Emotion Expression/Emotion_Expression_Situations.json",
+    "Emotion_Expression_Questionnaires.json": "Emotion Expression/Emotion_Expression_Questionnaires.json",
 }
 
 
-def rows(file_name: str, data_dir: str | None) -> Iterator[tuple[Path, int, dict[str, Any]]]:
-    """(path, line, row) of a LongEmotion file: local when `--data-dir` is given, else from the hub."""
+def data_file(file_name: str, data_dir: str | None) -> Path:
+    """A LongEmotion file: local when `--data-dir` is given (flat or in the hub's folders), else
+    downloaded from the hub."""
     root = data.data_dir(data_dir)
-    if root is not None:
-        path = data.find_local(root, file_name, HUB_PATHS[file_name])
-        if path is None:
-            raise DataError(root / file_name, f"{file_name} not found under --data-dir {root}")
-    else:
-        path = _hub_file(HUB_PATHS[file_name])
+    if root is None:
+        return _hub_file(HUB_PATHS[file_name])
+    path = data.find_local(root, file_name, HUB_PATHS[file_name])
+    if path is None:
+        raise DataError(root / file_name, f"{file_name} not found under --data-dir {root}")
+    return path
+
+
+def rows(file_name: str, data_dir: str | None) -> Iterator[tuple[Path, int, dict[str, Any]]]:
+    """(path, line, row) of a LongEmotion JSONL file (see `data_file`)."""
+    path = data_file(file_name, data_dir)
     for line, row in data.read_jsonl(path):
         yield path, line, row
 
@@ -181,6 +194,11 @@ class LongEmotionEC(_LongEmotionTask):
             lenient.append(float(r["parsed"] is not None and _loose(r["parsed"]) == _loose(r["target"])))
         details["accuracy_by_subset"] = {k: M.proportion(v).as_dict() for k, v in sorted(by_subset.items())}
         metrics["accuracy_ignore_case_punct"] = M.proportion(lenient)  # lm-eval's exact_match flags
+        # partial credit for naming part of a compound gold ("Guilt" for "Guilt & Fear"): emobench/compound.py
+        metrics["expected_agreement"] = expected_agreement(
+            [r["parsed"] for r in records], [r["target"] for r in records]
+        )
+        details["n_compound_gold"] = sum(is_compound(r["target"]) for r in records)
         return metrics, details
 
 

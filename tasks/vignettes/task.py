@@ -30,6 +30,7 @@ from emobench.battery import SHIPPED, load_battery
 from emobench.errors import ConfigError, DataError
 from emobench.task import ChoiceTask, Task
 from emobench.types import GenParams, Metric, Sample
+from emobench.wheel import wheel_report
 
 CHOICES = [e.capitalize() for e in EMOTIONS]
 CHANCE = 1 / len(EMOTIONS)
@@ -161,6 +162,10 @@ class Vignettes(ChoiceTask):
                 for r in group
             ]
             details["confusion" + label] = M.confusion(gold, pred, EMOTIONS)
+            # near misses on Plutchik's wheel (emobench/wheel.py)
+            metrics["wheel_credit" + label], wheel = wheel_report(gold, pred)
+            if not label:
+                details["wheel"] = wheel
         names = {_meta(r, "category"): _meta(r, "label") for r in records if _meta(r, "label")}
         if names:  # the dataset's own emotion names (AIPsy-Affect's rage, terror, ...) beside the primaries
             details["dataset_labels"] = dict(sorted(names.items()))
