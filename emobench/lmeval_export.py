@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, EmobenchError
+from .judged import JudgedTask
 from .task import Task
 from .types import Sample
 
@@ -43,7 +44,8 @@ def export_tasks(
     limit: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Write the lm-eval files for `task_names`. Returns (exported names, {skipped name: reason}) so
-    that one task with a bad `--task-arg` does not stop the others."""
+    that one task with a bad `--task-arg` does not stop the others. Judge-scored tasks are skipped:
+    lm-eval's `process_results` gets only the reply, and a judge score needs a second model."""
     from .registry import make_task
 
     out_dir = Path(out_dir).resolve()
@@ -56,6 +58,12 @@ def export_tasks(
             task = make_task(name, dict(task_args or {}), data_dir, files)
         except EmobenchError as exc:
             skipped[name] = str(exc)
+            continue
+        if isinstance(task, JudgedTask):
+            skipped[name] = (
+                f"task {name} is scored by a judge model, which lm-eval has no place for: "
+                f"run it with `emobench run --tasks {name} --judge SPEC`"
+            )
             continue
         loader = {
             "emobench_task": name,

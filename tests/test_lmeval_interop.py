@@ -144,6 +144,15 @@ def test_export_needs_no_data_and_lm_eval_gets_emobench_s_clear_error_without_it
         TaskManager(include_path=str(out), include_defaults=False).load_task_or_group(["emobench_ea"])
 
 
+def test_judge_scored_tasks_are_skipped_with_the_reason(tmp_path, capsys):
+    rc, out = export(tmp_path, "--tasks", "vignettes,longemotion_ee,longemotion_mc")
+    printed = capsys.readouterr().out
+    assert rc == 0 and (out / "vignettes.yaml").exists()
+    for name in ("longemotion_ee", "longemotion_mc"):
+        assert not (out / f"{name}.yaml").exists()
+        assert f"skipped {name}: task {name} is scored by a judge model" in printed
+
+
 def test_lmeval_backend_runs_an_lm_eval_model_with_the_same_scores_as_the_hf_backend(tiny_model_dir):
     from emobench.models import make_backend
 
