@@ -234,3 +234,27 @@ def check_unique_ids(path: str | Path, ids_lines: list[tuple[str, int]]) -> None
         if sid in seen:
             raise DataError(str(path), f"duplicate id {sid!r} (first seen on line {seen[sid]})", line)
         seen[sid] = line
+
+
+def task_file_rows(
+    path: Path, fields: dict[str, str], roles: tuple[str, ...]
+) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line, id, row) for each row of a no-code task's data file (.jsonl, .csv or .tsv). A row missing
+    a column that `fields` maps one of `roles` to, or repeating an id (column `fields["id"]`, else the
+    line number), stops the load with its file and line."""
+    if path.suffix == ".jsonl":
+        rows: Iterator[tuple[int, dict[str, Any]]] = read_jsonl(path)
+    elif path.suffix in (".csv", ".tsv"):
+        rows = read_csv(path)
+    else:
+        raise DataError(str(path), "data file must be .jsonl, .csv or .tsv")
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        missing = [fields[k] for k in (*roles, "id") if k in fields and fields[k] not in row]
+        if missing:
+            raise DataError(str(path), f"missing field(s) {', '.join(map(repr, missing))}", line)
+        sid = str(row[fields["id"]]) if "id" in fields else str(line)
+        if sid in seen:
+            raise DataError(str(path), f"duplicate id {sid!r} (first on line {seen[sid]})", line)
+        seen[sid] = line
+        yield line, sid, row

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import metrics as M
 from . import parsing
-from .data import DataError, read_csv, read_jsonl
+from .data import DataError, task_file_rows
 from .errors import ConfigError
 from .judge import SYSTEM_TEMPLATE, Criterion, Rubric, judge_unparseable
 from .schema import ScoredRecord
@@ -84,16 +84,7 @@ class JudgedFileTask(JudgedTask):
 
     def load_samples(self, split: str = "test") -> Iterator[Sample]:
         f = self.fields
-        seen: dict[str, int] = {}
-        rows = read_jsonl(self.data_path) if self.data_path.suffix == ".jsonl" else read_csv(self.data_path)
-        for line, row in rows:
-            missing = [f[k] for k in ("input", "target", "id") if k in f and f[k] not in row]
-            if missing:
-                raise DataError(self.data_path, f"missing field(s) {', '.join(map(repr, missing))}", line)
-            sid = str(row[f["id"]]) if "id" in f else str(line)
-            if sid in seen:
-                raise DataError(self.data_path, f"duplicate id {sid!r} (first on line {seen[sid]})", line)
-            seen[sid] = line
+        for _line, sid, row in task_file_rows(self.data_path, f, ("input", "target")):
             extra = {k: row[v] for k, v in f.items() if k not in ("input", "target", "id") and v in row}
             target = row[f["target"]] if "target" in f else None
             yield Sample(id=sid, input=str(row[f["input"]]), target=target, metadata=extra)

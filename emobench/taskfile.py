@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 from . import metrics as M
 from . import parsing
 from .compound import expected_agreement, is_compound
-from .data import DataError, read_csv, read_jsonl, read_yaml_mapping
+from .data import DataError, read_yaml_mapping, task_file_rows
 from .errors import ConfigError
 from .hierarchy import TIERS
 from .hierarchy import load as load_hierarchy
@@ -231,24 +231,9 @@ class FileTask(ChoiceTask):
         """`score` when the task file names a `scorer`."""
         return float(self.scorer_fn(parsed, sample))
 
-    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        if self.data_path.suffix == ".jsonl":
-            return read_jsonl(self.data_path)
-        if self.data_path.suffix in (".csv", ".tsv"):
-            return read_csv(self.data_path)
-        raise DataError(self.data_path, "data file must be .jsonl, .csv or .tsv")
-
     def load_samples(self, split: str = "test") -> Iterator[Sample]:
         f = self.fields
-        seen: dict[str, int] = {}
-        for line, row in self._rows():
-            missing = [f[k] for k in ("input", "target", "choices", "id") if k in f and f[k] not in row]
-            if missing:
-                raise DataError(self.data_path, f"missing field(s) {', '.join(map(repr, missing))}", line)
-            sid = str(row[f["id"]]) if "id" in f else str(line)
-            if sid in seen:
-                raise DataError(self.data_path, f"duplicate id {sid!r} (first on line {seen[sid]})", line)
-            seen[sid] = line
+        for line, sid, row in task_file_rows(self.data_path, f, ("input", "target", "choices")):
             choices = self._choices(row, line)
             target = self._target(row[f["target"]], choices, line)
             extra = {

@@ -57,6 +57,25 @@ def shared_dataset(*parts: str) -> Path:
     return path
 
 
+def loop_run_args(base_url: str, task_file: Path | None = None) -> list[str]:
+    """`emobench run` against a loopback server (the start of a command line; tests add the rest)."""
+    args = ["run", "--model", "openai/loop", "--base-url", base_url]
+    return [*args, "--task-file", str(task_file)] if task_file else args
+
+
+def build_site(root: Path, *runs: Path, out: Path | None = None) -> Path:
+    """`emobench leaderboard build ROOT/board.yaml` over `runs` (default ROOT/runs); returns the site."""
+    from emobench.cli import main
+
+    out = out or root / "site"
+    runs = runs or (root / "runs",)
+    assert (
+        main(["leaderboard", "build", str(root / "board.yaml"), "--out", str(out), "--runs", *map(str, runs)])
+        == 0
+    )
+    return out
+
+
 def has_embedded_model() -> bool:
     try:
         from emobench.models.llamacpp import embedded_model_path

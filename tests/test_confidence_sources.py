@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, has_embedded_model
+from conftest import FIXTURES, has_embedded_model, loop_run_args
 from emobench import confidence
 from emobench.cli import main
 from emobench.models.base import derive_seed
@@ -51,7 +51,7 @@ def scripted_server(make_server, **kwargs):
 
 
 def run_task(server, out: Path, *extra: str) -> dict:
-    args = ["run", "--model", "openai/loop", "--base-url", server.base_url, "--task-file", str(TASK)]
+    args = loop_run_args(server.base_url, TASK)
     assert main([*args, "--tasks", "feelings_demo", "-q", "-o", str(out), *extra]) == 0
     return json.loads((out / "results.json").read_text())
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, loop_run_args
 from emobench.cli import main
 from emobench.compound import agreement, label_set
 from emobench.errors import ConfigError, DataError
@@ -79,15 +79,7 @@ def test_a_task_file_with_plutchiks_labels_gets_wheel_credit_and_a_wheel_plot(tm
     answers = {"number 0.": "A", "number 1.": "C", "number 2.": "G", "number 3.": "E"}
     srv = make_server(answers={k: json.dumps({"answer": v}) for k, v in answers.items()})
     out = tmp_path / "run"
-    args = [
-        "run",
-        "--model",
-        "openai/loop",
-        "--base-url",
-        srv.base_url,
-        "--task-file",
-        str(tmp_path / "wheel.yaml"),
-    ]
+    args = loop_run_args(srv.base_url, tmp_path / "wheel.yaml")
     assert main([*args, "--tasks", "wheel_demo", "-q", "--no-cache", "-o", str(out)]) == 0
     entry = json.loads((out / "results.json").read_text())["results"][0]
     assert entry["metrics"]["wheel_credit"]["value"] == pytest.approx((1 + 0.5 + 0 + 0.5) / 4)
@@ -187,7 +179,7 @@ def test_free_text_answers_are_scored_per_tier(tmp_path, make_server):
     }
     srv = make_server(answers=replies)
     path, out = _free_text_task(tmp_path, golds), tmp_path / "run"
-    args = ["run", "--model", "openai/loop", "--base-url", srv.base_url, "--task-file", str(path)]
+    args = loop_run_args(srv.base_url, path)
     assert main([*args, "--tasks", "free_demo", "-q", "--no-cache", "-o", str(out)]) == 0
     entry = json.loads((out / "results.json").read_text())["results"][0]
     m = entry["metrics"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import emobench
+from conftest import build_site
 from emobench.cli import main
 from emobench.leaderboard import significance_bands
 from emobench.testing.server import LoopbackServer, ServerConfig
@@ -99,21 +100,7 @@ def make_runs(root: Path) -> dict[str, Path]:
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("board")
     runs = make_runs(root)
-    out = root / "site"
-    assert (
-        main(
-            [
-                "leaderboard",
-                "build",
-                str(root / "board.yaml"),
-                "--out",
-                str(out),
-                "--runs",
-                str(root / "runs"),
-            ]
-        )
-        == 0
-    )
+    out = build_site(root)
     return root, runs, out
 
 
@@ -208,22 +195,7 @@ def test_a_newer_run_of_the_same_model_replaces_the_older(site, tmp_path):
     res["run"]["started"] = "2999-01-01T00:00:00Z"
     res["results"][0]["metrics"]["accuracy"]["value"] = 0.75
     (copy / "results.json").write_text(json.dumps(res))
-    out = tmp_path / "site"
-    assert (
-        main(
-            [
-                "leaderboard",
-                "build",
-                str(root / "board.yaml"),
-                "--out",
-                str(out),
-                "--runs",
-                str(runs["weak"]),
-                str(copy),
-            ]
-        )
-        == 0
-    )
+    out = build_site(root, runs["weak"], copy, out=tmp_path / "site")
     data = json.loads((out / "leaderboard.json").read_text())
     assert data["entries"][0]["value"] == 0.75 and any("older run" in n for n in data["notes"])
 

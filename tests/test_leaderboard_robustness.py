@@ -12,6 +12,7 @@ import pytest
 from test_robustness import options_shown, vignette_golds
 from test_site_browser import ARGS, CHROMIUM, Watch
 
+from conftest import build_site
 from emobench.cli import main
 from emobench.testing.server import LoopbackServer, ServerConfig
 
@@ -48,21 +49,7 @@ def make_board(root: Path) -> Path:
         "name: robust\nruns: [runs/*/results.json]\n"
         "tasks:\n  - {task: vignettes, metric: accuracy, floor: 0.125, ceiling: 1.0}\n"
     )
-    out = root / "site"
-    assert (
-        main(
-            [
-                "leaderboard",
-                "build",
-                str(root / "board.yaml"),
-                "--out",
-                str(out),
-                "--runs",
-                str(root / "runs"),
-            ]
-        )
-        == 0
-    )
+    out = build_site(root)
     return out
 
 

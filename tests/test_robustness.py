@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from conftest import FIXTURES, shared_dataset
+from conftest import FIXTURES, loop_run_args, shared_dataset
 from emobench.cli import main
 from emobench.compare import comparability_signature
 from emobench.errors import ConfigError
@@ -368,7 +368,7 @@ def test_emobench_eu_permutes_both_questions_and_maps_each_answer_back(tmp_path,
 def test_permute_refuses_what_it_cannot_reorder_before_any_call(
     tmp_path, server, capsys, task, data, k, message
 ):
-    args = ["run", "--model", "openai/loop", "--base-url", server.base_url, "-t", task, "-v", "permute"]
+    args = [*loop_run_args(server.base_url), "-t", task, "-v", "permute"]
     args += ["--variant-arg", f"permute.k={k}", "-q", "-o", str(tmp_path / "run")]
     args += ["--data-dir", str(FIXTURES / data)] if data else []
     assert main(args) == 2
@@ -509,15 +509,7 @@ def test_a_rewording_the_template_does_not_show_is_refused(tmp_path, server, cap
     task = type("EA2", (cls,), {"name": "ea2", "paraphrase_file": str(words)})(str(FIXTURES / "emobench"))
     with pytest.raises(ConfigError, match="the prompt is the original's"):
         make_variant("paraphrase").check_task(task, list(task.load_samples())[:1])
-    args = [
-        "run",
-        "--model",
-        "openai/loop",
-        "--base-url",
-        server.base_url,
-        "--task-file",
-        str(tiny_task(tmp_path)),
-    ]
+    args = loop_run_args(server.base_url, tiny_task(tmp_path))
     assert main([*args, "-v", "paraphrase", "-q", "-o", str(tmp_path / "run")]) == 2
     assert "task rb_demo has an inline template and no `paraphrase_file`" in capsys.readouterr().err
     assert server.state.requests == 0

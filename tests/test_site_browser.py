@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_leaderboard import EVIL_MODEL, make_runs
 
-from emobench.cli import main
+from conftest import build_site
 
 CHROMIUM = os.environ.get("EMOBENCH_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -51,21 +51,7 @@ def browser(site):
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_runs(root)
-    out = root / "site"
-    assert (
-        main(
-            [
-                "leaderboard",
-                "build",
-                str(root / "board.yaml"),
-                "--out",
-                str(out),
-                "--runs",
-                str(root / "runs"),
-            ]
-        )
-        == 0
-    )
+    out = build_site(root)
     return out
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_site_browser import ARGS, CHROMIUM, Watch
 
+from conftest import build_site, loop_run_args
 from emobench.cli import main
 from emobench.leaderboard.site import slug
 from emobench.testing.server import LoopbackServer, ServerConfig
@@ -33,24 +34,14 @@ def site(tmp_path_factory) -> Path:
     (root / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "task.yaml").write_text(TASK % json.dumps(list(PETALS)))
     with LoopbackServer(ServerConfig()) as srv:
-        args = [
-            "run",
-            "--model",
-            "openai/loop",
-            "--base-url",
-            srv.base_url,
-            "--task-file",
-            str(root / "task.yaml"),
-        ]
+        args = loop_run_args(srv.base_url, root / "task.yaml")
         out = ["--tasks", "wheel_site", "--variant", "direct,confidence", "-q", "--no-cache"]
         assert main([*args, *out, "-o", str(root / "runs" / "loop")]) == 0
     (root / "board.yaml").write_text(
         "name: cal\ntitle: Calibration board\nruns: [runs/*/results.json]\n"
         "tasks:\n  - {task: wheel_site, metric: accuracy, floor: 0.125, ceiling: 1.0}\n"
     )
-    board = ["leaderboard", "build", str(root / "board.yaml"), "--out", str(root / "site")]
-    assert main([*board, "--runs", str(root / "runs")]) == 0
-    return root / "site"
+    return build_site(root)
 
 
 def test_the_task_page_shows_the_reliability_diagram_and_the_wheel(site):
