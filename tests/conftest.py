@@ -4,6 +4,7 @@ real public datasets in ../shared/datasets (tests that need them skip with a rea
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,17 @@ from emobench.testing.server import LoopbackServer, ServerConfig
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = Path(os.environ.get("EMOBENCH_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CHROMIUM = os.environ.get("EMOBENCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -160,3 +172,18 @@ def tiny_model_dir(tmp_path_factory):
     )
     LlamaForCausalLM(config).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    """Headless Chromium for the site tests (the requesting module's `site` fixture). Started after the
+    site is built: the runs use asyncio.run, which playwright's loop would block."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="python playwright is not installed (pip install playwright)"
+    )
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

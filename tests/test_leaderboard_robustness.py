@@ -5,12 +5,11 @@ the others'; checked in the HTML and the JSON, and in headless Chromium (as test
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from test_robustness import options_shown, vignette_golds
-from test_site_browser import ARGS, CHROMIUM, Watch
+from test_site_browser import Watch
 
 from conftest import build_site
 from emobench.cli import main
@@ -89,19 +88,6 @@ def test_the_task_page_shows_the_spreads_and_says_when_they_compare(site):
     assert "2 orders" in page and page.count("⚠") >= 1
     index = (site / "index.html").read_text()
     assert index.count("↕") >= 6 and "same k and templates" in index
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="python playwright is not installed (pip install playwright)"
-    )
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_the_robustness_column_renders_and_sorts_in_chromium(browser, site):

@@ -11,7 +11,6 @@ CI installs: `apt-get install -y chromium chromium-driver` and `pip install play
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,32 +18,7 @@ from test_leaderboard import EVIL_MODEL, make_runs
 
 from conftest import build_site
 
-CHROMIUM = os.environ.get("EMOBENCH_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def browser(site):
-    """Started after the site is built: the runs use asyncio.run, which playwright's loop would block."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="python playwright is not installed (pip install playwright)"
-    )
-    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

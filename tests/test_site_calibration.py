@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_site_browser import ARGS, CHROMIUM, Watch
+from test_site_browser import Watch
 
 from conftest import build_site, loop_run_args
 from emobench.cli import main
@@ -44,24 +44,18 @@ def site(tmp_path_factory) -> Path:
     return build_site(root)
 
 
-def test_the_task_page_shows_the_reliability_diagram_and_the_wheel(site):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium chromium-driver)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        w = Watch(browser)
-        w.open(site / f"task-{slug('wheel_site')}.html")
-        diagrams = w.page.locator("svg.reliability")
-        assert diagrams.count() == 2  # direct and confidence
-        box = diagrams.first.bounding_box()
-        assert box is not None and box["width"] > 300 and box["height"] > 300
-        assert diagrams.first.is_visible()
-        legend = w.page.locator("svg.reliability").nth(1).inner_html()
-        assert "top_logprobs (n=24)" in legend and "verbalised (n=24)" in legend
-        assert w.page.locator("svg.reliability circle").count() > 6  # the bins are drawn
-        assert w.page.locator("svg.wheel").count() == 2 and w.page.locator("svg.wheel").first.is_visible()
-        text = w.page.inner_text("body")
-        assert "ECE" in text and "Brier (multiclass)" in text
-        assert w.errors == [] and [u for u in w.requests if not u.startswith("file://")] == []
-        browser.close()
+def test_the_task_page_shows_the_reliability_diagram_and_the_wheel(browser, site):
+    w = Watch(browser)
+    w.open(site / f"task-{slug('wheel_site')}.html")
+    diagrams = w.page.locator("svg.reliability")
+    assert diagrams.count() == 2  # direct and confidence
+    box = diagrams.first.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 300
+    assert diagrams.first.is_visible()
+    legend = w.page.locator("svg.reliability").nth(1).inner_html()
+    assert "top_logprobs (n=24)" in legend and "verbalised (n=24)" in legend
+    assert w.page.locator("svg.reliability circle").count() > 6  # the bins are drawn
+    assert w.page.locator("svg.wheel").count() == 2 and w.page.locator("svg.wheel").first.is_visible()
+    text = w.page.inner_text("body")
+    assert "ECE" in text and "Brier (multiclass)" in text
+    assert w.errors == [] and [u for u in w.requests if not u.startswith("file://")] == []
