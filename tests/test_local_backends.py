@@ -275,16 +275,19 @@ def _ll_request(i: int) -> list[dict[str, str]]:
 
 
 def _record_evaluations(backend) -> list[tuple[int, int]]:
-    """(first position, token count) of every batch llama.cpp evaluates from now on (a spy around the
-    real `Llama.eval`, which still runs)."""
+    """(first position, token count) of every batch llama.cpp evaluates from now on: spies around the
+    backend's own batches (`_decode`) and llama-cpp-python's `Llama.eval` (generation), which still run."""
     calls: list[tuple[int, int]] = []
-    real = backend._llm.eval
 
-    def eval_and_record(tokens):
-        calls.append((backend._llm.n_tokens, len(tokens)))
-        real(tokens)
+    def spy(real):
+        def record(tokens, *args, **kwargs):
+            calls.append((backend._llm.n_tokens, len(tokens)))
+            return real(tokens, *args, **kwargs)
 
-    backend._llm.eval = eval_and_record
+        return record
+
+    backend._decode = spy(backend._decode)
+    backend._llm.eval = spy(backend._llm.eval)
     return calls
 
 
@@ -329,6 +332,39 @@ def test_llamacpp_loglikelihoods_are_bit_identical_in_any_order_after_any_reques
 
 
 @needs_embedded
+def test_llamacpp_loglikelihoods_equal_one_pass_over_prompt_and_continuation(embedded):
+    """The shared-prefix bookkeeping (prompt, the tokens all options share, each option's own batch)
+    adds up to what one plain pass over prompt + continuation gives, read from llama-cpp-python's own
+    per-position scores. Off by one position, a sum would be off by tens of nats; the tolerance only
+    allows for kernels that round differently for different batch shapes on some CPUs."""
+    import numpy as np
+
+    from emobench.models.llamacpp import _common_prefix, load_llama
+
+    reference = load_llama(embedded.path, n_ctx=512, logits_all=True)
+    question = [{"role": "user", "content": "Name a fruit that is yellow and curved, in a full sentence."}]
+    options = [
+        " The fruit is a banana, of course.",
+        " The fruit is a lemon, I think.",
+        " The fruit is seven stone bridges.",
+    ]
+    ours = asyncio.run(embedded.loglikelihood(question, options))
+    prompt = embedded._prompt_tokens(question)
+    for option, score in zip(options, ours, strict=True):
+        tokens = reference.tokenize(option.encode(), add_bos=False, special=False)
+        reference.reset()
+        reference.eval(prompt + tokens)
+        rows = reference.scores[len(prompt) - 1 : len(prompt) + len(tokens) - 1].astype(np.float64)
+        log_softmax = rows - np.log(np.exp(rows - rows.max(1, keepdims=True)).sum(1, keepdims=True))
+        log_softmax -= rows.max(1, keepdims=True)
+        expected = float(sum(log_softmax[i, t] for i, t in enumerate(tokens)))
+        assert score == pytest.approx(expected, abs=1.0), (option, score, expected)
+    assert ours[0] > ours[2]  # the banana, not the bridges
+    shared = _common_prefix([reference.tokenize(o.encode(), add_bos=False, special=False) for o in options])
+    assert shared >= 3  # " The fruit is": the bookkeeping of the tokens every option shares is tested too
+
+
+@needs_embedded
 def test_llamacpp_evaluates_a_prompt_in_the_same_fixed_chunks_whatever_came_before(embedded):
     """What makes the floats the same on every CPU: after any history, a request evaluates exactly the
     batches it would evaluate on a fresh model, less leading whole chunks that the cache already holds
@@ -339,7 +375,7 @@ def test_llamacpp_evaluates_a_prompt_in_the_same_fixed_chunks_whatever_came_befo
     def batches(backend, run) -> list[tuple[int, int]]:
         calls = _record_evaluations(backend)
         run(backend)
-        del backend._llm.eval  # the real method again
+        del backend._llm.eval, backend._decode  # the real methods again
         return calls
 
     def score(i):

@@ -12,9 +12,10 @@ what was evaluated before it. So a prompt is always evaluated in fixed chunks of
 [0, C), [C, 2C), ... (`eval_chunk`). A chunk is the same computation -- the same tokens after the
 same cached prefix, the same batch shape, the same KV cells -- whether it is computed now or was
 computed for an earlier request, so whole chunks an earlier prompt shares are reused bit for bit and
-the chunk holding the last token is always recomputed. Within one request the prompt is evaluated once
-and each option of a multiple-choice question only adds its own tokens, and generation starts from the
-same primed cache.
+the chunk holding the last token is always recomputed. Within one request the prompt and the tokens
+every option of a multiple-choice question starts with are evaluated once, as one sequence whose last
+chunk returns the logits at each of those positions; each option then adds only its own tokens, in one
+batch; generation starts from the same primed cache.
 
 On CPUs with AMX (Intel Sapphire Rapids and later) llama.cpp moves quantised weights into an "AMX"
 extra buffer whose matrix kernel segfaults in the first decode for some models, the embedded one
@@ -49,6 +50,10 @@ if TYPE_CHECKING:
 # 9,941 prompt tokens with chunks of 16, 12,709 with 32, 18,213 with 64 (the old longest-prefix reuse,
 # which depended on history: 9,074).
 EVAL_CHUNK = 16
+# Part of the identity, so a cache never serves numbers evaluated another way; bumped whenever a change
+# in how a prompt is split into batches changes the numbers (2: the tokens all options share are
+# evaluated with the prompt's last chunk, one batch per option; 1: one token at a time).
+EVAL_SCHEME = 2
 
 
 class LlamaCppBackend(Backend):
@@ -80,14 +85,15 @@ class LlamaCppBackend(Backend):
         # one thread per core; on a machine busy with other work, OMP_WAIT_POLICY=PASSIVE or
         # --model-arg n_threads=1 keeps llama.cpp's spinning OpenMP workers from starving each other
         self.n_threads = int(n_threads) if n_threads else max(1, min(os.cpu_count() or 1, 8))
-        self.eval_chunk = max(1, min(int(eval_chunk), int(n_batch)))  # llama-cpp-python splits at n_batch
+        self.n_batch = int(n_batch)  # the most tokens one llama.cpp batch holds
+        self.eval_chunk = max(1, min(int(eval_chunk), self.n_batch))
         self.extra_buffers = not _cpu_has_amx() if extra_buffers is None else _flag(extra_buffers)
         self._llm = load_llama(
             path,
             extra_buffers=self.extra_buffers,
             n_ctx=self.n_ctx,
             n_threads=self.n_threads,
-            n_batch=int(n_batch),
+            n_batch=self.n_batch,
         )
         self._aligned = 0  # leading cache tokens that were evaluated as whole chunks (`_prime`)
         self.context_window = self.n_ctx
@@ -117,6 +123,7 @@ class LlamaCppBackend(Backend):
             "n_ctx": self.n_ctx,
             "chat_template_hash": self._template_hash,
             "eval_chunk": self.eval_chunk,
+            "eval_scheme": EVAL_SCHEME,
         }
 
     def environment(self) -> dict[str, Any]:
@@ -192,53 +199,80 @@ class LlamaCppBackend(Backend):
             self._worker, self._loglikelihood, messages, continuations
         )
 
-    def _prime(self, tokens: list[int]) -> None:
-        """Leave exactly `tokens` in the KV cache, with the last one's logits, evaluated in whole chunks
-        of `eval_chunk` absolute positions (the last one partial). Leading chunks that the previous
-        prompt evaluated the same way and that hold the same tokens are kept; the chunk holding the last
-        token is always evaluated, so the logits are this prompt's own."""
+    def _prime(self, tokens: list[int], outputs_from: int | None = None) -> list[np.ndarray]:
+        """Leave exactly `tokens` in the KV cache, evaluated in whole chunks of `eval_chunk` absolute
+        positions (the last one partial), and return the logits after each position from
+        `outputs_from` on (default: the last one). Leading chunks that the previous prompt evaluated
+        the same way, that hold the same tokens and end before `outputs_from`, are kept; the others
+        are evaluated, so the logits are this prompt's own."""
         llm, size = self._llm, self.eval_chunk
-        cached = [int(t) for t in llm.input_ids[: min(self._aligned, llm.n_tokens)]]
+        first = len(tokens) - 1 if outputs_from is None else outputs_from
+        cached = [int(t) for t in llm.input_ids[: min(self._aligned, llm.n_tokens, first)]]
         keep = _kept_chunks(cached, tokens, size) * size
-        llm.n_tokens = keep  # eval() drops every cache entry from here on before it evaluates
+        llm.n_tokens = keep  # _decode drops every cache entry from here on before it evaluates
         self._aligned = keep
+        logits: list[np.ndarray] = []
         for begin in range(keep, len(tokens), size):
-            llm.eval(tokens[begin : begin + size])
+            logits += self._decode(tokens[begin : begin + size], outputs_from=max(0, first - begin))
         self._aligned = len(tokens) // size * size
+        return logits
 
-    def _last_logits(self) -> np.ndarray:
-        """Logits after the last evaluated token, read from the context (llama-cpp-python keeps
-        `scores` only with logits_all=True, which would cost a full vocabulary row per prompt token)."""
+    def _decode(self, tokens: list[int], outputs_from: int = 0) -> list[np.ndarray]:
+        """Evaluate `tokens` after the cache's first `n_tokens` in one batch and return the logits
+        after each of them from index `outputs_from` on. llama-cpp-python's `eval` keeps only the last
+        token's logits unless the context is built with logits_all, which costs a vocabulary row for
+        every prompt token; a batch that names its outputs gets several positions in one pass."""
         import llama_cpp
 
-        ptr = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self._llm.n_vocab(),)).astype(np.float64)
+        llm = self._llm
+        start, n = llm.n_tokens, len(tokens)
+        llm._ctx.kv_cache_seq_rm(-1, start, -1)
+        batch = llm._batch.batch
+        batch.n_tokens = n
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = start + i
+            batch.seq_id[i][0] = 0
+            batch.n_seq_id[i] = 1
+            batch.logits[i] = i >= outputs_from
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[start : start + n] = tokens
+        llm.n_tokens = start + n
+        # as after `eval`: a generation from exactly this prompt samples from these logits at once
+        llm._requires_eval = outputs_from >= n
+        vocab = llm.n_vocab()
+        return [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i), shape=(vocab,)).astype(
+                np.float64
+            )
+            for i in range(outputs_from, n)
+        ]
 
     def _loglikelihood(self, messages: list[Message], continuations: list[str]) -> list[float]:
-        """Evaluate the prompt once, then the tokens all options share (e.g. `{"answer": "`) once,
-        then only each option's own tokens: the KV cache is rewound, never recomputed."""
+        """Evaluate the prompt and the tokens all options share (e.g. `{"answer": "`) once, as one
+        sequence with logits at each shared position, then only each option's own tokens, in one
+        batch per option: the KV cache is rewound, never recomputed."""
         llm = self._llm
-        prefix = self._prompt_tokens(messages)
+        prompt = self._prompt_tokens(messages)
         options = [llm.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in continuations]
-        self._room(len(prefix) + max((len(o) for o in options), default=0))
+        self._room(len(prompt) + max((len(o) for o in options), default=0))
         shared = _common_prefix(options)
-        self._prime(prefix)
-        logits, shared_total = self._last_logits(), 0.0
-        for tok in options[0][:shared]:
-            shared_total += float(logits[tok] - _logsumexp(logits))
-            llm.eval([tok])
-            logits = self._last_logits()
-        base, base_logits = llm.n_tokens, logits
+        logits = self._prime(prompt + options[0][:shared], outputs_from=len(prompt) - 1)
+        shared_total = 0.0
+        for after, token in zip(logits[:-1], options[0][:shared], strict=True):
+            shared_total += _logprob(after, token)
+        base = llm.n_tokens
         results = []
         for tokens in options:
             llm.n_tokens = base  # rewind to the shared part
-            logits, total = base_logits, shared_total
             rest = tokens[shared:]
-            for pos, tok in enumerate(rest):
-                total += float(logits[tok] - _logsumexp(logits))
-                if pos + 1 < len(rest):  # the last token's own logits are never needed
-                    llm.eval([tok])
-                    logits = self._last_logits()
+            # the logits after every option token but the last (whose own logits are never needed)
+            after_each = [logits[-1]]
+            for begin in range(0, len(rest) - 1, self.n_batch):
+                after_each += self._decode(rest[begin : min(begin + self.n_batch, len(rest) - 1)])
+            total = shared_total
+            for after, token in zip(after_each, rest, strict=True):
+                total += _logprob(after, token)
             results.append(total)
         return results
 
@@ -305,6 +339,7 @@ def _common_prefix(seqs: list[list[int]]) -> int:
     return max(n, 0)
 
 
-def _logsumexp(x: np.ndarray) -> float:
-    m = float(np.max(x))
-    return m + float(np.log(np.exp(x - m).sum()))
+def _logprob(logits: np.ndarray, token: int) -> float:
+    """log softmax(logits)[token], computed stably."""
+    m = float(np.max(logits))
+    return float(logits[token]) - (m + float(np.log(np.exp(logits - m).sum())))
