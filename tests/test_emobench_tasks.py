@@ -272,6 +272,51 @@ def test_paper_protocol_run_asks_five_draws_and_reports_orders(make_server, tmp_
     assert entry["details"]["protocol"] == "paper"
 
 
+def test_paper_protocol_draws_follow_the_run_seed_end_to_end(make_server, tmp_path):
+    """`--seed` reaches the paper protocol's sampled draws: the same seed is served from the cache with
+    the same replies, another seed asks again and gets other draws (the loopback server's hashed
+    letters depend on a sampled request's seed)."""
+    server = make_server()
+
+    def run_with(seed: int) -> dict[str, str]:
+        out = tmp_path / f"run-{seed}-{server.state.snapshot()['requests']}"
+        args = ["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks"]
+        args += ["emobench_ea", "--data-dir", str(FIX), "--task-arg", "protocol=paper", "--seed", str(seed)]
+        assert main([*args, "-o", str(out), "-q"]) == 0
+        records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        return {r["key"]: r["response"] for r in records}
+
+    first = run_with(1)
+    assert server.state.snapshot()["requests"] == 80  # 4 items x 4 orders x 5 draws
+    assert len({body["seed"] for body in server.state.bodies}) == 80  # each draw its own seed
+    assert run_with(1) == first and server.state.snapshot()["requests"] == 80  # all from the cache
+    second = run_with(2)
+    assert server.state.snapshot()["requests"] == 160
+    assert second.keys() == first.keys() and second != first
+
+
+def test_paper_protocol_counts_unparseable_items_not_draws(make_server, tmp_path):
+    """Under the paper protocol an item is asked in 4 orders (a sample each) x 5 draws. Parse failures are
+    counted per sample, so the rate is a share of the 16 samples (the two unreadable items' 8), never 8
+    over the metric's n of 4 items (200%) nor a share of the 80 replies."""
+    oracle = _oracle("emobench_ea")
+
+    def answer(messages):  # the items about Priya and Dana get no readable answer in any order or draw
+        text = messages[-1]["content"]
+        return "I cannot tell." if "Priya" in text or "Dana " in text else oracle(messages)
+
+    server = make_server(answer_fn=answer)
+    out = tmp_path / "run"
+    args = ["run", "--model", "openai/loopback", "--base-url", server.base_url, "--tasks", "emobench_ea"]
+    assert main([*args, "--data-dir", str(FIX), "--task-arg", "protocol=paper", "-o", str(out), "-q"]) == 0
+    entry = json.loads((out / "results.json").read_text())["results"][0]
+    assert server.state.snapshot()["requests"] == 80
+    assert entry["n_samples"] == 16 and entry["n_unparseable"] == 8
+    assert entry["parse_failure_rate"] == pytest.approx(0.5)
+    # the headline averages each item over its orders: two items right, the two unreadable ones wrong
+    assert entry["metrics"]["accuracy"]["value"] == 0.5 and entry["metrics"]["accuracy"]["n"] == 4
+
+
 # ---- baselines land on chance -------------------------------------------------------------------
 def _baseline_accuracy(tmp_path, model: str, task: str, *extra: str) -> tuple[float, int]:
     folder = shared_dataset("emobench", "EA.jsonl").parent

@@ -326,6 +326,10 @@ def _edit_row(split_name: str, column: str, row: int, value):
         ),
         (_edit_row("clinical", "text", 0, "  "), r"clinical.parquet:1: B-rage-d1-v1: empty text"),
         (
+            _edit_row("clinical", "id", 2, "B-rage-d1-v1"),
+            r"clinical.parquet:3: duplicate id 'B-rage-d1-v1' \(first seen on line 1\)",
+        ),
+        (
             _edit_row("neutral", "matched_control_id", 1, "B-rage-d1-v1"),
             r"neutral.parquet:2: N-rage-d2-c1: matched_control_id 'B-rage-d1-v1' is not a clinical item "
             r"whose matched_control_id names this one",
